@@ -1,0 +1,54 @@
+//! `sign-string`: signs the official helper's fixed test string, so that a key (and the
+//! way it is stored) can be checked without any network call.
+
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+
+use crate::cli::{DigestArg, FormatArg, SignStringArgs};
+use crate::config;
+use crate::error::Result;
+use crate::identity::file::{self, Role};
+use crate::identity::{Digest, Identity, PrivateKey, PublicKey};
+
+/// The version byte of the test string (`SIGN_STRING_TEST_VERSION` upstream).
+const TEST_VERSION: &str = "1";
+
+/// `"AWS Roles Anywhere Credential Helper Signing Test" || "1" || SHA256("IAM RA" || pubkey)`,
+/// where the hash is appended as 32 raw bytes.
+pub fn fixed_string(public: &PublicKey) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(b"IAM RA");
+    hasher.update(public.fingerprint_bytes());
+    let mut out = b"AWS Roles Anywhere Credential Helper Signing Test".to_vec();
+    out.extend_from_slice(TEST_VERSION.as_bytes());
+    out.extend_from_slice(&hasher.finalize());
+    out
+}
+
+pub fn run(args: &SignStringArgs) -> Result<()> {
+    let spec = config::identity_spec(&args.key)?;
+    // With a certificate, the whole identity is loaded and checked (key match, validity);
+    // with a key alone, as upstream allows, only the key is read.
+    let key: PrivateKey = match (&spec.certificate, &spec.private_key) {
+        (None, Some(key_path)) => {
+            let bytes = file::read(Role::PrivateKey, key_path)?;
+            file::private_key(key_path, &bytes, spec.password.as_ref())?
+        }
+        _ => Identity::load(&spec, OffsetDateTime::now_utc())?
+            .key()
+            .clone(),
+    };
+    let digest = match args.digest {
+        DigestArg::Sha256 => Digest::Sha256,
+        DigestArg::Sha384 => Digest::Sha384,
+        DigestArg::Sha512 => Digest::Sha512,
+    };
+    tracing::debug!(key = ?key, ?digest, "signing the fixed test string");
+    let signature = key.sign(&fixed_string(&key.public_key()), digest)?;
+    let hex = hex::encode(&signature);
+    match args.format {
+        FormatArg::Json => super::print(format!("\"{hex}\"").as_bytes()),
+        FormatArg::Text => super::print(hex.as_bytes()),
+        FormatArg::Bin => super::print(&signature),
+    }
+}

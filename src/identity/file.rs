@@ -1,0 +1,433 @@
+//! Certificates and private keys from files, in every format users bring: PEM or DER
+//! certificates and bundles; PKCS#8 (plain and encrypted), PKCS#1 RSA and SEC1 EC keys;
+//! combined key+certificate PEM; and PKCS#12.
+//!
+//! Each reader names the file and the fix in its errors, because a wrong path or format is
+//! the most common first-run failure.
+
+use std::io;
+use std::path::Path;
+
+use pkcs8::der::Decode as _;
+use pkcs8::{DecodePrivateKey as _, PrivateKeyInfoRef};
+use rsa::pkcs1::DecodeRsaPrivateKey as _;
+use rsa::traits::PublicKeyParts as _;
+use zeroize::Zeroizing;
+
+use super::IdentityError;
+use super::certificate::{Certificate, oid};
+use super::key::{MIN_RSA_BITS, PrivateKey};
+use super::pem;
+use crate::secret::Secret;
+
+/// What a file is for, named in every error about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Certificate,
+    PrivateKey,
+    Intermediates,
+}
+
+impl Role {
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Certificate => "certificate",
+            Self::PrivateKey => "private key",
+            Self::Intermediates => "intermediates bundle",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Self::Certificate => "--certificate",
+            Self::PrivateKey => "--private-key",
+            Self::Intermediates => "--intermediates",
+        }
+    }
+}
+
+/// An error about one input file.
+pub(crate) fn file_error(
+    role: Role,
+    path: &Path,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> IdentityError {
+    IdentityError::new(format!("{} {}", role.noun(), path.display()), problem, fix)
+}
+
+/// Reads a whole input file, with the common mistakes (missing, a directory, empty)
+/// reported in words. The bytes are zeroized on drop since key files hold secrets.
+pub fn read(role: Role, path: &Path) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
+    let fix = format!("check the {} path", role.flag());
+    let meta = std::fs::metadata(path).map_err(|e| file_error(role, path, io_problem(&e), &fix))?;
+    if meta.is_dir() {
+        return Err(file_error(
+            role,
+            path,
+            "is a directory, not a file",
+            format!("give the {} file itself", role.noun()),
+        ));
+    }
+    let bytes = Zeroizing::new(
+        std::fs::read(path).map_err(|e| file_error(role, path, io_problem(&e), &fix))?,
+    );
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(file_error(
+            role,
+            path,
+            "is empty",
+            format!(
+                "write the {} into it, or point {} at the right file",
+                role.noun(),
+                role.flag()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn io_problem(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "does not exist".into(),
+        io::ErrorKind::PermissionDenied => "cannot be read (permission denied)".into(),
+        _ => format!("cannot be read ({e})"),
+    }
+}
+
+/// Every certificate of a PEM file (other blocks skipped) or the one certificate of a DER
+/// file. `Ok(None)` means the file holds no certificate at all (it may be PKCS#12).
+pub fn certificates(
+    role: Role,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Option<Vec<Certificate>>, IdentityError> {
+    if pem::is_pem(bytes) {
+        let blocks = pem::blocks(bytes).map_err(|e| {
+            file_error(role, path, e.to_string(), "replace it with a complete copy")
+        })?;
+        let mut certs = Vec::new();
+        for block in blocks.iter().filter(|b| b.label == "CERTIFICATE") {
+            certs.push(parse_certificate(role, path, &block.der)?);
+        }
+        return Ok(if certs.is_empty() { None } else { Some(certs) });
+    }
+    match Certificate::from_der(bytes) {
+        Ok(cert) => Ok(Some(vec![cert])),
+        Err(_) => Ok(None),
+    }
+}
+
+fn parse_certificate(role: Role, path: &Path, der: &[u8]) -> Result<Certificate, IdentityError> {
+    Certificate::from_der(der).map_err(|e| {
+        file_error(
+            role,
+            path,
+            format!("holds a certificate that cannot be used: {e}"),
+            "give an X.509 certificate with an RSA or EC P-256/P-384/P-521 key",
+        )
+    })
+}
+
+/// An intermediates bundle: every PEM block must be a certificate (text between blocks
+/// is fine), or the file is a single DER certificate.
+pub fn bundle(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
+    let role = Role::Intermediates;
+    let bytes = read(role, path)?;
+    if !pem::is_pem(&bytes) {
+        return Certificate::from_der(&bytes).map(|c| vec![c]).map_err(|_| {
+            file_error(
+                role,
+                path,
+                "is neither PEM nor a DER certificate",
+                "give a PEM file of CERTIFICATE blocks",
+            )
+        });
+    }
+    let blocks = pem::blocks(&bytes)
+        .map_err(|e| file_error(role, path, e.to_string(), "replace it with a complete copy"))?;
+    if let Some(other) = blocks.iter().find(|b| b.label != "CERTIFICATE") {
+        return Err(file_error(
+            role,
+            path,
+            format!(
+                "holds a \"{}\" block; every block must be a CERTIFICATE",
+                other.label
+            ),
+            "remove keys and other blocks from the bundle",
+        ));
+    }
+    blocks
+        .iter()
+        .map(|b| parse_certificate(role, path, &b.der))
+        .collect()
+}
+
+/// The private key in a file: the first key block of a PEM file (certificates and
+/// `EC PARAMETERS` blocks are skipped), or a DER key in any of the supported encodings.
+pub fn private_key(
+    path: &Path,
+    bytes: &[u8],
+    password: Option<&Secret>,
+) -> Result<PrivateKey, IdentityError> {
+    let role = Role::PrivateKey;
+    let err = |problem: String, fix: &str| file_error(role, path, problem, fix);
+    if !pem::is_pem(bytes) {
+        return der_key(bytes, password).map_err(|e| e.into_error(role, path));
+    }
+    let blocks =
+        pem::blocks(bytes).map_err(|e| err(e.to_string(), "replace it with a complete copy"))?;
+    let Some(block) = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")) else {
+        let found: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+        let found = if found.is_empty() {
+            "no PEM blocks".to_owned()
+        } else {
+            found.join(", ")
+        };
+        return Err(err(
+            format!("holds no private key (found {found})"),
+            "give the file that holds the PRIVATE KEY block",
+        ));
+    };
+    if block.legacy_encrypted {
+        return Err(err(
+            "is encrypted with OpenSSL's legacy PEM encryption (Proc-Type: 4,ENCRYPTED), which is not supported".into(),
+            "convert it with: openssl pkcs8 -topk8 -v2 aes-256-cbc -in OLD -out NEW",
+        ));
+    }
+    let parsed = match block.label.as_str() {
+        "PRIVATE KEY" => refuse_password(password).and_then(|()| pkcs8_key(&block.der)),
+        "ENCRYPTED PRIVATE KEY" => encrypted_pkcs8_key(&block.der, password),
+        "RSA PRIVATE KEY" => refuse_password(password).and_then(|()| pkcs1_key(&block.der)),
+        "EC PRIVATE KEY" => refuse_password(password).and_then(|()| sec1_key(&block.der)),
+        other => Err(KeyProblem::Unsupported(format!("a \"{other}\" block"))),
+    };
+    parsed.map_err(|e| e.into_error(role, path))
+}
+
+/// A private key from PKCS#12 (PFX): the key, and every certificate in the file.
+pub fn pkcs12(
+    path: &Path,
+    bytes: &[u8],
+    password: Option<&Secret>,
+) -> Result<(PrivateKey, Vec<Certificate>), IdentityError> {
+    let role = Role::Certificate;
+    let given = password.map(Secret::expose).unwrap_or("");
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, given).map_err(|e| match e {
+        p12_keystore::error::Error::MacError(_) if password.is_none() => file_error(
+            role,
+            path,
+            "is a PKCS#12 file protected by a password",
+            "give it with --pkcs8-password-file, $ROLESANYWHERE_PKCS8_PASSWORD or --pkcs8-password",
+        ),
+        p12_keystore::error::Error::MacError(_) => file_error(
+            role,
+            path,
+            "is a PKCS#12 file and the password is wrong",
+            "check the password",
+        ),
+        p12_keystore::error::Error::DerError(_) => file_error(
+            role,
+            path,
+            "holds neither a PEM or DER certificate nor a PKCS#12 file",
+            "give a PEM or DER certificate, or a .p12/.pfx file",
+        ),
+        other => file_error(
+            role,
+            path,
+            format!("is a PKCS#12 file that cannot be read ({other})"),
+            "re-export it with AES-256 and PBKDF2 (openssl pkcs12 -export defaults)",
+        ),
+    })?;
+    let key = match archive.keys.as_slice() {
+        [] => {
+            return Err(file_error(
+                role,
+                path,
+                "is a PKCS#12 file with no private key",
+                "export the key together with the certificate",
+            ));
+        }
+        [one] => pkcs8_key(one.key.as_der()).map_err(|e| e.into_error(role, path))?,
+        _ => {
+            return Err(file_error(
+                role,
+                path,
+                "is a PKCS#12 file with more than one private key",
+                "export a file with only the key for this host",
+            ));
+        }
+    };
+    let certs = archive
+        .certs
+        .iter()
+        .map(|bag| parse_certificate(role, path, bag.cert.as_der()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err(file_error(
+            role,
+            path,
+            "is a PKCS#12 file with no certificate",
+            "export the certificate together with the key",
+        ));
+    }
+    Ok((key, certs))
+}
+
+/// What went wrong with key bytes, before the file name is attached.
+enum KeyProblem {
+    Unsupported(String),
+    Malformed(String),
+    WeakRsa(usize),
+    Curve(String),
+    PasswordNeeded,
+    PasswordNotNeeded,
+    WrongPassword,
+    Encryption(String),
+}
+
+impl KeyProblem {
+    fn into_error(self, role: Role, path: &Path) -> IdentityError {
+        let (problem, fix): (String, String) = match self {
+            Self::Unsupported(what) => (format!("holds {what}, which is not a supported key"), "use an RSA (2048 bits or more) or EC P-256/P-384/P-521 key".into()),
+            Self::Malformed(why) => (format!("is not a readable private key ({why})"), "give a PEM or DER key in PKCS#8, PKCS#1 or SEC1 form".into()),
+            Self::WeakRsa(bits) => (format!("holds an RSA key of {bits} bits, which is too short"), format!("use an RSA key of at least {MIN_RSA_BITS} bits, or EC P-256")),
+            Self::Curve(name) => (format!("holds an EC key on curve {name}, which is not supported"), "use an EC key on P-256, P-384 or P-521".into()),
+            Self::PasswordNeeded => ("holds an encrypted key and no password was given".into(), "give it with --pkcs8-password-file, $ROLESANYWHERE_PKCS8_PASSWORD or --pkcs8-password".into()),
+            Self::PasswordNotNeeded => ("is not encrypted, but a password was given".into(), "remove --pkcs8-password, --pkcs8-password-file and $ROLESANYWHERE_PKCS8_PASSWORD".into()),
+            Self::WrongPassword => ("could not be decrypted: the password is wrong".into(), "check the password".into()),
+            Self::Encryption(what) => (format!("is encrypted with {what}, which is not supported"), "re-encrypt it with: openssl pkcs8 -topk8 -v2 aes-256-cbc".into()),
+        };
+        file_error(role, path, problem, fix)
+    }
+}
+
+fn refuse_password(password: Option<&Secret>) -> Result<(), KeyProblem> {
+    match password {
+        Some(_) => Err(KeyProblem::PasswordNotNeeded),
+        None => Ok(()),
+    }
+}
+
+/// A DER key file: plain PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1, told apart by trying
+/// each structure (they differ from their first elements on, so at most one parses).
+fn der_key(der: &[u8], password: Option<&Secret>) -> Result<PrivateKey, KeyProblem> {
+    if PrivateKeyInfoRef::from_der(der).is_ok() {
+        refuse_password(password)?;
+        return pkcs8_key(der);
+    }
+    if pkcs8::EncryptedPrivateKeyInfoRef::from_der(der).is_ok() {
+        return encrypted_pkcs8_key(der, password);
+    }
+    if rsa::RsaPrivateKey::from_pkcs1_der(der).is_ok() {
+        refuse_password(password)?;
+        return pkcs1_key(der);
+    }
+    if sec1::EcPrivateKey::from_der(der).is_ok() {
+        refuse_password(password)?;
+        return sec1_key(der);
+    }
+    Err(KeyProblem::Malformed(
+        "neither PEM nor a DER PKCS#8, PKCS#1 or SEC1 key".into(),
+    ))
+}
+
+fn encrypted_pkcs8_key(der: &[u8], password: Option<&Secret>) -> Result<PrivateKey, KeyProblem> {
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(der)
+        .map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+    let password = password.ok_or(KeyProblem::PasswordNeeded)?;
+    let plain =
+        info.decrypt(password.expose().as_bytes())
+            .map_err(|e| match e {
+                pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed) => {
+                    KeyProblem::WrongPassword
+                }
+                pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { oid })
+                | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid {
+                    oid,
+                }) => KeyProblem::Encryption(format!("algorithm {oid}")),
+                pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::NoPbes1CryptSupport) => {
+                    KeyProblem::Encryption("PBES1 (a legacy scheme)".into())
+                }
+                other => KeyProblem::Encryption(other.to_string()),
+            })?;
+    // A wrong password that happens to leave valid padding yields garbage, not a key.
+    pkcs8_key(plain.as_bytes()).map_err(|e| match e {
+        KeyProblem::Malformed(_) => KeyProblem::WrongPassword,
+        other => other,
+    })
+}
+
+fn pkcs8_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
+    let info =
+        PrivateKeyInfoRef::from_der(der).map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+    let algorithm = info.algorithm.oid.to_string();
+    match algorithm.as_str() {
+        oid::RSA_ENCRYPTION => {
+            let key = rsa::RsaPrivateKey::from_pkcs8_der(der)
+                .map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+            checked_rsa(key)
+        }
+        oid::EC_PUBLIC_KEY => {
+            let curve = info
+                .algorithm
+                .parameters_oid()
+                .map(|o| o.to_string())
+                .map_err(|_| KeyProblem::Malformed("EC key without a named curve".into()))?;
+            let bad = |e: pkcs8::Error| KeyProblem::Malformed(e.to_string());
+            match curve.as_str() {
+                oid::P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                    .map(PrivateKey::P256)
+                    .map_err(bad),
+                oid::P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der)
+                    .map(PrivateKey::P384)
+                    .map_err(bad),
+                oid::P521 => p521::ecdsa::SigningKey::from_pkcs8_der(der)
+                    .map(PrivateKey::P521)
+                    .map_err(bad),
+                other => Err(KeyProblem::Curve(oid::curve_name(other).to_owned())),
+            }
+        }
+        other => Err(KeyProblem::Unsupported(format!(
+            "an {} key",
+            oid::algorithm_name(other)
+        ))),
+    }
+}
+
+fn pkcs1_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
+    let key = rsa::RsaPrivateKey::from_pkcs1_der(der)
+        .map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+    checked_rsa(key)
+}
+
+fn checked_rsa(key: rsa::RsaPrivateKey) -> Result<PrivateKey, KeyProblem> {
+    let bits = key.n().bits() as usize;
+    if bits < MIN_RSA_BITS {
+        return Err(KeyProblem::WeakRsa(bits));
+    }
+    Ok(PrivateKey::Rsa(Box::new(key)))
+}
+
+fn sec1_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
+    let parsed =
+        sec1::EcPrivateKey::from_der(der).map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+    let curve = parsed
+        .parameters
+        .and_then(|p| p.named_curve())
+        .map(|o| o.to_string())
+        .ok_or_else(|| KeyProblem::Malformed("SEC1 key without a named curve".into()))?;
+    let bad = |e: p256::elliptic_curve::DecodeError| KeyProblem::Malformed(e.to_string());
+    match curve.as_str() {
+        oid::P256 => p256::SecretKey::from_sec1_der(der)
+            .map(|k| PrivateKey::P256(k.into()))
+            .map_err(bad),
+        oid::P384 => p384::SecretKey::from_sec1_der(der)
+            .map(|k| PrivateKey::P384(k.into()))
+            .map_err(bad),
+        oid::P521 => p521::SecretKey::from_sec1_der(der)
+            .map(|k| PrivateKey::P521(k.into()))
+            .map_err(bad),
+        other => Err(KeyProblem::Curve(oid::curve_name(other).to_owned())),
+    }
+}

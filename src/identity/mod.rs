@@ -1,0 +1,285 @@
+//! Where the certificate and the private key live, and the checks that make a pair usable.
+//!
+//! An [`Identity`] is a leaf certificate, the chain to send with it, and the key that signs.
+//! Loading one reports every problem the service would otherwise answer with an opaque
+//! "Invalid signature" or "Untrusted Signing Certificate": a key that does not match the
+//! certificate, a CA certificate used as a leaf, an expired certificate, a weak key.
+
+pub mod certificate;
+pub mod file;
+pub mod key;
+pub mod pem;
+
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+pub use certificate::Certificate;
+pub use key::{Digest, KeyType, PrivateKey, PublicKey};
+
+use crate::secret::Secret;
+use crate::sigv4x509::Algorithm;
+use file::Role;
+
+/// The service's limit on `X-Amz-X509-Chain`.
+pub const MAX_CHAIN: usize = 5;
+
+/// An error a user can act on: which input, what is wrong with it, what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input} {problem}; {fix}")]
+pub struct IdentityError {
+    input: String,
+    problem: String,
+    fix: String,
+}
+
+impl IdentityError {
+    pub fn new(
+        input: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            input: input.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Where to find an identity: the file flags of the official helper.
+#[derive(Clone, Debug, Default)]
+pub struct IdentitySpec {
+    /// `--certificate`: PEM/DER certificate, fullchain PEM, combined key+certificate PEM,
+    /// or PKCS#12.
+    pub certificate: Option<PathBuf>,
+    /// `--private-key`; when absent the key is looked for in the certificate file.
+    pub private_key: Option<PathBuf>,
+    /// `--intermediates`: a PEM bundle sent as the chain.
+    pub intermediates: Option<PathBuf>,
+    /// Password of an encrypted PKCS#8 key or a PKCS#12 file.
+    pub password: Option<Secret>,
+}
+
+/// A certificate, its chain, and the private key that matches it.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    leaf: Certificate,
+    chain: Vec<Certificate>,
+    key: PrivateKey,
+}
+
+impl Identity {
+    /// Loads and checks an identity, valid at `now`.
+    pub fn load(spec: &IdentitySpec, now: OffsetDateTime) -> Result<Self, IdentityError> {
+        let (key, certs, cert_path) = load_key_and_certificates(spec)?;
+        let public = key.public_key();
+        let Some(leaf_index) = certs.iter().position(|c| *c.public_key() == public) else {
+            let key_path = spec.private_key.as_deref().unwrap_or(&cert_path);
+            let what = if certs.len() == 1 {
+                format!(
+                    "does not match the certificate {} in {}",
+                    certs[0].describe(),
+                    cert_path.display()
+                )
+            } else {
+                format!(
+                    "matches none of the {} certificates in {}",
+                    certs.len(),
+                    cert_path.display()
+                )
+            };
+            return Err(IdentityError::new(
+                format!("private key {} ({})", key_path.display(), public.describe()),
+                what,
+                "give the key and the certificate that were issued together",
+            ));
+        };
+        let mut others = certs;
+        let leaf = others.remove(leaf_index);
+        if let Some(bundle) = &spec.intermediates {
+            others.extend(file::bundle(bundle)?);
+        }
+        let chain = order_chain(&leaf, others);
+        if chain.len() > MAX_CHAIN {
+            return Err(IdentityError::new(
+                format!("certificate chain for {}", leaf.describe()),
+                format!(
+                    "has {} certificates; the service accepts at most {MAX_CHAIN}",
+                    chain.len()
+                ),
+                "send only the intermediates between the leaf and the trust anchor",
+            ));
+        }
+        let identity = Self { leaf, chain, key };
+        identity.check_leaf(&cert_path, now)?;
+        Ok(identity)
+    }
+
+    fn check_leaf(&self, path: &Path, now: OffsetDateTime) -> Result<(), IdentityError> {
+        let leaf = &self.leaf;
+        let input = format!("certificate {} {}", path.display(), leaf.describe());
+        if leaf.is_ca() {
+            return Err(IdentityError::new(
+                input,
+                "is a CA certificate (basicConstraints CA:TRUE) and cannot sign requests",
+                "give the end-entity certificate your CA issued for this host",
+            ));
+        }
+        if leaf.allows_digital_signature() == Some(false) {
+            return Err(IdentityError::new(
+                input,
+                "has a keyUsage without digitalSignature, which the service requires",
+                "issue a certificate with keyUsage digitalSignature",
+            ));
+        }
+        if now > leaf.not_after() {
+            return Err(IdentityError::new(
+                input,
+                format!("expired at {}", rfc3339(leaf.not_after())),
+                "renew the certificate",
+            ));
+        }
+        if now < leaf.not_before() {
+            return Err(IdentityError::new(
+                input,
+                format!("is not valid before {}", rfc3339(leaf.not_before())),
+                "check the host clock, or wait until the certificate becomes valid",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The end-entity certificate, sent as `X-Amz-X509`.
+    pub fn leaf(&self) -> &Certificate {
+        &self.leaf
+    }
+
+    /// The intermediates, issuer of the leaf first, sent as `X-Amz-X509-Chain`.
+    pub fn chain(&self) -> &[Certificate] {
+        &self.chain
+    }
+
+    /// The request signing algorithm, from the key type.
+    pub fn algorithm(&self) -> Algorithm {
+        self.leaf.public_key().key_type().algorithm()
+    }
+
+    /// The private key.
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// Signs a string to sign for a request (always SHA-256).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, key::SignatureError> {
+        self.key.sign(message, Digest::Sha256)
+    }
+}
+
+/// RFC 3339 in UTC with whole seconds, e.g. `2026-01-02T03:04:05Z`.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Reads the key and every certificate offered for the leaf, following the official
+/// helper's rules: no `--private-key` means the certificate file also holds the key
+/// (combined PEM or PKCS#12).
+fn load_key_and_certificates(
+    spec: &IdentitySpec,
+) -> Result<(PrivateKey, Vec<Certificate>, PathBuf), IdentityError> {
+    let Some(cert_path) = spec.certificate.clone() else {
+        return Err(IdentityError::new(
+            "no --certificate",
+            "was given",
+            "give --certificate FILE (and --private-key FILE unless the certificate file holds the key); operating-system certificate stores are not available on Linux",
+        ));
+    };
+    let cert_bytes = file::read(Role::Certificate, &cert_path)?;
+    let certs = file::certificates(Role::Certificate, &cert_path, &cert_bytes)?;
+    let key_path = spec.private_key.as_deref();
+    match (certs, key_path) {
+        (Some(certs), Some(key_path)) => {
+            let key_bytes = file::read(Role::PrivateKey, key_path)?;
+            let key = file::private_key(key_path, &key_bytes, spec.password.as_ref())?;
+            Ok((key, certs, cert_path))
+        }
+        (Some(certs), None) => {
+            if !pem::is_pem(&cert_bytes) {
+                return Err(file::file_error(
+                    Role::Certificate,
+                    &cert_path,
+                    "holds a certificate but no private key",
+                    "give the key with --private-key FILE",
+                ));
+            }
+            let key = file::private_key(&cert_path, &cert_bytes, spec.password.as_ref()).map_err(
+                |_| {
+                    file::file_error(
+                        Role::Certificate,
+                        &cert_path,
+                        "holds no usable private key",
+                        "give the key with --private-key FILE",
+                    )
+                },
+            )?;
+            Ok((key, certs, cert_path))
+        }
+        (None, None) if !pem::is_pem(&cert_bytes) => {
+            if spec.intermediates.is_some() {
+                return Err(file::file_error(
+                    Role::Certificate,
+                    &cert_path,
+                    "is PKCS#12 and --intermediates was given",
+                    "put the whole chain in the PKCS#12 file and drop --intermediates",
+                ));
+            }
+            let (key, certs) = file::pkcs12(&cert_path, &cert_bytes, spec.password.as_ref())?;
+            Ok((key, certs, cert_path))
+        }
+        (None, _) => Err(file::file_error(
+            Role::Certificate,
+            &cert_path,
+            if pem::is_pem(&cert_bytes) {
+                "holds no CERTIFICATE block"
+            } else {
+                "is neither a PEM nor a DER certificate"
+            },
+            "give the X.509 certificate file (PEM or DER), or a PKCS#12 file without --private-key",
+        )),
+    }
+}
+
+/// Orders the chain to send: the leaf's issuer first, then its issuer, and so on; any
+/// certificate off that path follows in the order given. Duplicates and copies of the
+/// leaf are dropped, since they only lengthen the header.
+fn order_chain(leaf: &Certificate, pool: Vec<Certificate>) -> Vec<Certificate> {
+    let mut pool: Vec<Certificate> = pool.into_iter().fold(Vec::new(), |mut kept, c| {
+        if c != *leaf && !kept.contains(&c) {
+            kept.push(c);
+        }
+        kept
+    });
+    let mut ordered = Vec::with_capacity(pool.len());
+    let mut current_issuer = leaf.issuer().to_owned();
+    let mut current_subject = leaf.subject().to_owned();
+    while current_issuer != current_subject {
+        let Some(i) = pool.iter().position(|c| c.subject() == current_issuer) else {
+            break;
+        };
+        let next = pool.remove(i);
+        current_issuer = next.issuer().to_owned();
+        current_subject = next.subject().to_owned();
+        ordered.push(next);
+    }
+    ordered.extend(pool);
+    ordered
+}

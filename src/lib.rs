@@ -1,0 +1,17 @@
+//! rolesanywhere-helper: temporary AWS credentials from an X.509 certificate through IAM
+//! Roles Anywhere, as a drop-in for the official `aws_signing_helper`.
+//!
+//! The flow is one-way: `config -> identity -> sigv4x509 -> rolesanywhere -> refresh ->
+//! {credential-process | update | serve}`. The emulator shares only the canonicalisation
+//! of [`sigv4x509`] with the client side.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod emulator;
+pub mod error;
+pub mod identity;
+pub mod logging;
+pub mod pki;
+pub mod secret;
+pub mod sigv4x509;

@@ -1,0 +1,22 @@
+//! Log setup: human lines on stderr, never on stdout (stdout carries command output such
+//! as the credential_process JSON, and nothing else).
+
+use tracing_subscriber::EnvFilter;
+
+/// Starts logging at `info`, or `debug` with `--debug`. `RUST_LOG` overrides both.
+/// Calling it twice is harmless (tests start several commands in one process).
+pub fn init(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false);
+    let _ = if journal {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,40 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use rolesanywhere_helper::cli::{Cli, Command};
+use rolesanywhere_helper::{cmd, emulator, logging, pki};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version go to stdout with exit 0; usage errors exit 1, as upstream.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match &cli.command {
+        Command::SignString(args) => {
+            logging::init(args.key.debug);
+            cmd::sign_string::run(args)
+        }
+        Command::ReadCertificateData(args) => {
+            logging::init(args.debug);
+            cmd::read_certificate_data::run(args)
+        }
+        Command::Emulate(args) => emulator::run(args),
+        Command::Pki(args) => pki::run(args),
+        Command::Version => cmd::print(format!("{}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
