@@ -1,1 +1,6 @@
-//! The integration tests: one crate, one module per area.
+//! The integration tests: one crate, one module per area, run by `tests/run.sh`.
+
+mod common;
+mod emulator;
+mod identity_files;
+mod kat;

@@ -1,0 +1,95 @@
+//! Helpers shared by every test module: the binary under test, the known-answer files,
+//! and the external tools (openssl, the Python venv) that `tests/run.sh` installs.
+//!
+//! A missing tool fails the test with a message that says how to get it; nothing skips.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `rolesanywhere-helper` binary cargo built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rolesanywhere-helper"))
+}
+
+/// A command for the binary under test, with a clean environment for the variables that
+/// change its behaviour.
+pub fn helper() -> Command {
+    let mut cmd = Command::new(bin());
+    for var in [
+        "ROLESANYWHERE_PKCS8_PASSWORD",
+        "AWS_CA_BUNDLE",
+        "AWS_ENDPOINT_URL_ROLESANYWHERE",
+        "AWS_ENDPOINT_URL",
+        "AWS_USE_FIPS_ENDPOINT",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `../shared/kat`, the known-answer vectors beside the repository.
+pub fn kat_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kat");
+    assert!(
+        dir.join("vectors.json").is_file(),
+        "known-answer vectors not found at {}; the repository must sit beside shared/",
+        dir.display()
+    );
+    dir
+}
+
+/// The path of a tool on PATH, or a failure that says how to install it.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let venv = std::env::var_os("RA_TEST_VENV_BIN").map(PathBuf::from);
+    venv.into_iter()
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is not installed; run tests/run.sh, which installs it"))
+}
+
+/// The Python of the test venv (boto3, awscli, iam-rolesanywhere-session).
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("RA_TEST_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/python");
+            p.is_file().then_some(p)
+        })
+        .unwrap_or_else(|| panic!("the test venv is missing; run tests/run.sh, which creates tests/.venv"));
+    assert!(python.is_file(), "{} is missing; run tests/run.sh", python.display());
+    python
+}
+
+/// Runs a command and returns its output, failing the test if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs a command that must succeed; returns stdout.
+pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `openssl` with `args` in `dir`; it must succeed.
+pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    run_ok(Command::new(require_tool("openssl")).current_dir(dir).args(args))
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages, a Python venv with real AWS clients) when
+# it is missing, then runs the whole suite. Safe to run again: installed things are reused.
+#
+#   tests/run.sh              everything
+#   tests/run.sh -- FILTER    only tests whose name contains FILTER (passed to cargo test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# Debian packages: command -> package.
+declare -A need=(
+  [openssl]=openssl
+  [curl]=curl
+  [wrk]=wrk
+  [tinyproxy]=tinyproxy
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+
+if ((${#missing[@]})); then
+  echo "run.sh: installing ${missing[*]}" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python clients, in a venv kept beside the tests and rebuilt when requirements change.
+venv="$root/tests/.venv"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "run.sh: preparing the Python venv in tests/.venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+  echo "$want" >"$stamp"
+fi
+
+export RA_TEST_PYTHON="$venv/bin/python"
+export RA_TEST_VENV_BIN="$venv/bin"
+# Tests that need a tool fail (never skip) when it is missing; this says they may rely on it.
+export RA_TEST_FULL=1
+
+filter=()
+if [ "${1:-}" = "--" ]; then
+  shift
+  filter=("$@")
+fi
+cargo test --locked -- "${filter[@]}"
