@@ -16,6 +16,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Get credentials once and print them in the `credential_process` JSON format
+    CredentialProcess(CredentialArgs),
     /// Sign a fixed test string with the private key, to check that the key works
     SignString(SignStringArgs),
     /// Print the certificate's key type, base64 DER, decimal serial and algorithms as JSON
@@ -150,4 +152,74 @@ pub struct ReadCertificateDataArgs {
     /// Explain each step on stderr
     #[arg(long)]
     pub debug: bool,
+}
+
+/// The flags of the commands that call CreateSession.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CredentialArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+
+    /// PEM bundle of intermediate CA certificates to send with the certificate
+    #[arg(long, value_name = "FILE")]
+    pub intermediates: Option<String>,
+
+    /// Trust anchor ARN; its region is the default region
+    #[arg(long, value_name = "ARN")]
+    pub trust_anchor_arn: Option<String>,
+
+    /// Roles Anywhere profile ARN
+    #[arg(long, value_name = "ARN")]
+    pub profile_arn: Option<String>,
+
+    /// ARN of the role to assume
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+
+    /// Session lifetime in seconds, 900 to 43200
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        allow_negative_numbers = true
+    )]
+    pub session_duration: i64,
+
+    /// Name of the role session (the profile must accept custom names)
+    #[arg(long, value_name = "NAME")]
+    pub role_session_name: Option<String>,
+
+    /// Region for the endpoint and the signature; default: the trust anchor's region
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Endpoint URL. Wins over AWS_ENDPOINT_URL_ROLESANYWHERE and AWS_ENDPOINT_URL, which
+    /// win over the region's default endpoint
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Use the region's FIPS endpoint (also AWS_USE_FIPS_ENDPOINT=true); the signature
+    /// still names the plain region [this project's own flag]
+    #[arg(long)]
+    pub use_fips_endpoint: bool,
+
+    /// Extra CA certificates (PEM) to trust besides the system's [this project's own flag]
+    #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Do not verify the endpoint's TLS certificate (unsafe; for tests only)
+    #[arg(long)]
+    pub no_verify_ssl: bool,
+
+    /// Accepted for compatibility: HTTPS_PROXY, HTTP_PROXY and NO_PROXY are always honoured
+    #[arg(long)]
+    pub with_proxy: bool,
+
+    /// Seconds to wait for a connection [this project's own flag]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub connect_timeout: u64,
+
+    /// Seconds one attempt may take in all; up to 3 attempts are made [this project's own flag]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
 }

@@ -2,10 +2,14 @@
 //! with errors that say which flag is wrong and what to do.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::cli::KeyArgs;
+use crate::arn::Arn;
+use crate::cli::{CredentialArgs, KeyArgs};
+use crate::endpoint;
 use crate::error::{Error, Result};
 use crate::identity::IdentitySpec;
+use crate::rolesanywhere::{ClientConfig, SessionParams};
 use crate::secret::Secret;
 
 /// The identity flags as an [`IdentitySpec`], after refusing the official helper's flags
@@ -75,4 +79,120 @@ fn refuse_store_uri(value: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Everything a CreateSession call needs, validated.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub identity: IdentitySpec,
+    pub params: SessionParams,
+    pub client: ClientConfig,
+    /// Where the endpoint came from, for `--debug`.
+    pub endpoint_source: endpoint::Source,
+}
+
+/// The service's bounds on `durationSeconds`.
+pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43200;
+
+/// Validates the CreateSession flags: the ARNs and their regions, the duration, the
+/// endpoint. Every check here runs before any key is read or any request is sent.
+pub fn session_settings(
+    args: &CredentialArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<SessionSettings> {
+    let trust_anchor = required_arn(
+        &args.trust_anchor_arn,
+        "--trust-anchor-arn",
+        "rolesanywhere",
+        "trust-anchor/",
+    )?;
+    let profile = required_arn(
+        &args.profile_arn,
+        "--profile-arn",
+        "rolesanywhere",
+        "profile/",
+    )?;
+    let role = required_arn(&args.role_arn, "--role-arn", "iam", "role/")?;
+    if trust_anchor.region != profile.region {
+        return Err(Error::Usage(format!(
+            "trust anchor and profile regions don't match ({} and {}); use the profile of the trust anchor's region",
+            trust_anchor.region, profile.region
+        )));
+    }
+    let region = args
+        .region
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| trust_anchor.region.clone());
+    if region.is_empty() {
+        return Err(Error::Usage(
+            "the trust anchor ARN names no region; give --region".into(),
+        ));
+    }
+    if !DURATION_RANGE.contains(&args.session_duration) {
+        return Err(Error::Usage(format!(
+            "--session-duration {} is out of range; the service accepts 900 to 43200 seconds (15 minutes to 12 hours)",
+            args.session_duration
+        )));
+    }
+    if let Some(name) = &args.role_session_name {
+        let valid = (2..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+        if !valid {
+            return Err(Error::Usage(format!(
+                "--role-session-name {name:?} is not a valid session name; use 2 to 64 characters from letters, digits and _+=,.@-"
+            )));
+        }
+    }
+    let fips = args.use_fips_endpoint
+        || env("AWS_USE_FIPS_ENDPOINT").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let (url, endpoint_source) = endpoint::resolve(args.endpoint.as_deref(), &env, &region, fips);
+
+    let mut identity = identity_spec(&args.key)?;
+    identity.intermediates = args.intermediates.as_ref().map(PathBuf::from);
+
+    let mut client = ClientConfig::new(url);
+    client.ca_bundle = args.ca_bundle.clone().filter(|p| !p.as_os_str().is_empty());
+    client.insecure_skip_verify = args.no_verify_ssl;
+    client.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
+    client.attempt_timeout = Duration::from_secs(args.timeout.max(1));
+    Ok(SessionSettings {
+        identity,
+        params: SessionParams {
+            trust_anchor_arn: trust_anchor.to_string(),
+            profile_arn: profile.to_string(),
+            role_arn: role.to_string(),
+            duration_seconds: u32::try_from(args.session_duration).unwrap_or(3600),
+            role_session_name: args.role_session_name.clone(),
+            region,
+        },
+        client,
+        endpoint_source,
+    })
+}
+
+fn required_arn(
+    value: &Option<String>,
+    flag: &str,
+    service: &str,
+    resource_prefix: &str,
+) -> Result<Arn> {
+    let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
+        return Err(Error::Usage(format!("{flag} is required; give the ARN")));
+    };
+    let arn: Arn = value
+        .parse()
+        .map_err(|e| Error::Usage(format!("{flag} {value:?} is not an ARN: {e}")))?;
+    if arn.service != service
+        || !arn.resource.starts_with(resource_prefix)
+        || arn.resource.len() == resource_prefix.len()
+    {
+        return Err(Error::Usage(format!(
+            "{flag} {value:?} is not a {service} {} ARN (arn:PARTITION:{service}:REGION:ACCOUNT:{resource_prefix}ID)",
+            resource_prefix.trim_end_matches('/')
+        )));
+    }
+    Ok(arn)
 }

@@ -5,13 +5,17 @@
 //! {credential-process | update | serve}`. The emulator shares only the canonicalisation
 //! of [`sigv4x509`] with the client side.
 
+pub mod arn;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod credentials;
 pub mod emulator;
+pub mod endpoint;
 pub mod error;
 pub mod identity;
 pub mod logging;
 pub mod pki;
+pub mod rolesanywhere;
 pub mod secret;
 pub mod sigv4x509;

@@ -18,6 +18,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
+        Command::CredentialProcess(args) => {
+            logging::init(args.key.debug);
+            cmd::credential_process::run(args)
+        }
         Command::SignString(args) => {
             logging::init(args.key.debug);
             cmd::sign_string::run(args)

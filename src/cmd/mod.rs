@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes its parsed flags, does its job through the
 //! library, and returns an [`Error`](crate::error::Error) worded for the user.
 
+pub mod credential_process;
 pub mod read_certificate_data;
 pub mod sign_string;
 
