@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod logging;
 pub mod pki;
+pub mod refresh;
 pub mod rolesanywhere;
 pub mod secret;
 pub mod sigv4x509;

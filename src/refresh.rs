@@ -1,0 +1,357 @@
+//! One refresher per role: it fetches credentials ahead of expiry, in one task (so refreshes
+//! are single-flight by construction), and publishes the current set to any number of
+//! readers without locks on their path.
+//!
+//! The schedule is the one that keeps every SDK happy: the next refresh comes when about half
+//! the lifetime has passed (with jitter, so that a fleet does not refresh in step), so a
+//! one-hour session never hands out credentials with less than 30 minutes left, well above
+//! the 15 minutes below which botocore fetches again. When a refresh fails, the last good
+//! credentials are kept while they have more than `min(5 min, 10 % of the lifetime)` left;
+//! past that, readers get an error rather than credentials about to expire, and never
+//! expired ones.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::credentials::Credentials;
+
+/// A fetch failure, classified for the schedule.
+#[derive(Clone, Debug)]
+pub struct FetchError {
+    /// One line for the log and for clients.
+    pub message: String,
+    /// No retry can fix it (the service refused the request as such).
+    pub permanent: bool,
+}
+
+/// Where credentials come from. The real source re-reads the identity files and calls
+/// CreateSession each time; tests use scripted sources.
+pub trait CredentialSource: Send + Sync + 'static {
+    /// Fetches a fresh set.
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>>;
+}
+
+/// Credentials together with what the log line about them needs.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub credentials: Credentials,
+    /// Decimal serial of the certificate that signed the request.
+    pub serial: String,
+}
+
+/// What readers see.
+#[derive(Clone, Debug)]
+pub enum State {
+    /// No credentials yet; the first fetch is under way or being retried.
+    Starting { last_error: Option<String> },
+    /// Credentials, with when they were received (to know their lifetime).
+    Ready { credentials: Arc<Credentials>, received: OffsetDateTime, last_error: Option<String> },
+    /// The first fetch failed permanently; the refresher has stopped.
+    Stopped { error: String },
+}
+
+/// Why a reader gets no credentials.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("credentials are not available yet{}", .0.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
+    NotYet(Option<String>),
+    #[error("credentials expire too soon to hand out and refreshing them failed: {0}")]
+    Stale(String),
+    #[error("credentials could not be obtained: {0}")]
+    Stopped(String),
+}
+
+/// Timing knobs; the defaults suit production, tests shrink them.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// First wait after a failed attempt; doubled each time up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self { min_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(60) }
+    }
+}
+
+/// The reading side: cheap to clone, one per listener.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    rx: watch::Receiver<State>,
+}
+
+impl Handle {
+    /// The credentials to hand out now, if they are still worth handing out.
+    pub fn current(&self, now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable> {
+        match &*self.rx.borrow() {
+            State::Starting { last_error } => Err(Unavailable::NotYet(last_error.clone())),
+            State::Stopped { error } => Err(Unavailable::Stopped(error.clone())),
+            State::Ready { credentials, received, last_error } => {
+                if servable(credentials, *received, now) {
+                    Ok(credentials.clone())
+                } else {
+                    Err(Unavailable::Stale(
+                        last_error.clone().unwrap_or_else(|| "no refresh has succeeded".into()),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The raw state, for health reports.
+    pub fn state(&self) -> State {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits until the first fetch has succeeded or failed permanently.
+    pub async fn first(&mut self) -> Result<Arc<Credentials>, Unavailable> {
+        loop {
+            match &*self.rx.borrow_and_update() {
+                State::Ready { credentials, .. } => return Ok(credentials.clone()),
+                State::Stopped { error } => return Err(Unavailable::Stopped(error.clone())),
+                State::Starting { .. } => {}
+            }
+            if self.rx.changed().await.is_err() {
+                return Err(Unavailable::Stopped("the refresher ended".into()));
+            }
+        }
+    }
+}
+
+/// The floor of remaining validity below which credentials are not handed out:
+/// `min(5 minutes, 10 % of the lifetime)`.
+pub fn floor(lifetime: time::Duration) -> time::Duration {
+    std::cmp::min(time::Duration::minutes(5), lifetime / 10)
+}
+
+fn servable(credentials: &Credentials, received: OffsetDateTime, now: OffsetDateTime) -> bool {
+    let lifetime = credentials.expiration - received;
+    credentials.expiration - now > floor(lifetime)
+}
+
+/// When the next refresh is due: between 45 % and 50 % of the lifetime after receipt.
+fn refresh_delay(credentials: &Credentials, received: OffsetDateTime, now: OffsetDateTime) -> Duration {
+    let lifetime = (credentials.expiration - received).as_seconds_f64().max(0.0);
+    let fraction = 0.45 + 0.05 * unit_random();
+    let due = received + time::Duration::seconds_f64(lifetime * fraction);
+    Duration::try_from(due - now).unwrap_or(Duration::ZERO)
+}
+
+/// A uniform value in [0, 1).
+fn unit_random() -> f64 {
+    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Full-jitter backoff for attempt `n` (1-based), never past `limit` if one is given.
+fn retry_delay(schedule: &Schedule, n: u32, limit: Option<Duration>) -> Duration {
+    let exp = schedule.min_backoff.saturating_mul(1 << (n - 1).min(16));
+    let ceiling = exp.min(schedule.max_backoff);
+    let wait = schedule.min_backoff.max(ceiling.mul_f64(unit_random()));
+    limit.map_or(wait, |l| wait.min(l.max(schedule.min_backoff)))
+}
+
+/// Starts the refresher for one role on the current tokio runtime.
+pub fn spawn(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule) -> Handle {
+    let (tx, rx) = watch::channel(State::Starting { last_error: None });
+    tokio::spawn(run(role, source, schedule, tx));
+    Handle { rx }
+}
+
+async fn run(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule, tx: watch::Sender<State>) {
+    let mut failures: u32 = 0;
+    loop {
+        let outcome = source.fetch().await;
+        let now = OffsetDateTime::now_utc();
+        let wait = match outcome {
+            Ok(Fetched { credentials, serial }) => {
+                failures = 0;
+                tracing::info!(
+                    role = %role,
+                    expires = %crate::identity::rfc3339(credentials.expiration),
+                    serial = %serial,
+                    "credentials refreshed"
+                );
+                let delay = refresh_delay(&credentials, now, now);
+                tx.send_replace(State::Ready { credentials: Arc::new(credentials), received: now, last_error: None });
+                delay
+            }
+            Err(error) => {
+                failures += 1;
+                let current = tx.borrow().clone();
+                match current {
+                    State::Starting { .. } if error.permanent => {
+                        tracing::error!(role = %role, error = %error.message, "cannot obtain credentials; giving up");
+                        tx.send_replace(State::Stopped { error: error.message });
+                        return;
+                    }
+                    State::Starting { .. } => {
+                        let delay = retry_delay(&schedule, failures, None);
+                        tracing::warn!(role = %role, error = %error.message, retry_in_ms = delay.as_millis() as u64, "first fetch failed; retrying");
+                        tx.send_replace(State::Starting { last_error: Some(error.message) });
+                        delay
+                    }
+                    State::Ready { credentials, received, .. } => {
+                        // Retry well before the credentials stop being servable, so that one
+                        // more attempt fits in; a permanent error is retried too, since a
+                        // renewed certificate or a fixed profile can cure it.
+                        let left = credentials.expiration - now - floor(credentials.expiration - received);
+                        let limit = Duration::try_from(left / 4).ok();
+                        let delay = retry_delay(&schedule, failures, limit);
+                        tracing::warn!(role = %role, error = %error.message, retry_in_ms = delay.as_millis() as u64, "refresh failed; keeping the last good credentials while they last");
+                        tx.send_replace(State::Ready { credentials, received, last_error: Some(error.message) });
+                        delay
+                    }
+                    State::Stopped { .. } => return,
+                }
+            }
+        };
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::secret::Secret;
+
+    fn creds(key: &str, lifetime: time::Duration) -> Credentials {
+        let expiration = OffsetDateTime::now_utc() + lifetime;
+        Credentials {
+            access_key_id: key.into(),
+            secret_access_key: Secret::from("s".to_owned()),
+            session_token: Secret::from("t".to_owned()),
+            expiration,
+            expiration_text: crate::identity::rfc3339(expiration),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+        }
+    }
+
+    /// Answers from a script, then repeats the last entry.
+    struct Scripted {
+        script: Mutex<Vec<Result<Credentials, FetchError>>>,
+        calls: AtomicU32,
+    }
+
+    impl CredentialSource for Scripted {
+        fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                let mut script = self.script.lock().unwrap();
+                let next = if script.len() > 1 { script.remove(0) } else { script[0].clone() };
+                next.map(|credentials| Fetched { credentials, serial: "1".into() })
+            })
+        }
+    }
+
+    fn fail(permanent: bool) -> Result<Credentials, FetchError> {
+        Err(FetchError { message: "boom".into(), permanent })
+    }
+
+    fn fast() -> Schedule {
+        Schedule { min_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(20) }
+    }
+
+    #[test]
+    fn floor_is_min_of_five_minutes_and_a_tenth() {
+        assert_eq!(floor(time::Duration::hours(1)), time::Duration::minutes(5));
+        assert_eq!(floor(time::Duration::seconds(20)), time::Duration::seconds(2));
+    }
+
+    #[test]
+    fn refresh_comes_at_about_half_life() {
+        let now = OffsetDateTime::now_utc();
+        let c = creds("A", time::Duration::hours(1));
+        for _ in 0..100 {
+            let d = refresh_delay(&c, now, now).as_secs_f64();
+            assert!((0.449 * 3600.0..=0.501 * 3600.0).contains(&d), "{d}");
+        }
+    }
+
+    #[tokio::test]
+    async fn permanent_first_error_stops() {
+        let source = Arc::new(Scripted { script: Mutex::new(vec![fail(true)]), calls: AtomicU32::new(0) });
+        let mut handle = spawn("r".into(), source.clone(), fast());
+        assert!(matches!(handle.first().await, Err(Unavailable::Stopped(_))));
+        assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn transient_first_errors_are_retried() {
+        let script = vec![fail(false), fail(false), Ok(creds("A", time::Duration::hours(1)))];
+        let source = Arc::new(Scripted { script: Mutex::new(script), calls: AtomicU32::new(0) });
+        let mut handle = spawn("r".into(), source.clone(), fast());
+        assert_eq!(handle.first().await.unwrap().access_key_id, "A");
+        assert_eq!(source.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(handle.current(OffsetDateTime::now_utc()).unwrap().access_key_id, "A");
+    }
+
+    #[tokio::test]
+    async fn short_sessions_are_refreshed_before_expiry() {
+        let script = vec![Ok(creds("A", time::Duration::milliseconds(400))), Ok(creds("B", time::Duration::hours(1)))];
+        let source = Arc::new(Scripted { script: Mutex::new(script), calls: AtomicU32::new(0) });
+        let mut handle = spawn("r".into(), source, fast());
+        assert_eq!(handle.first().await.unwrap().access_key_id, "A");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(handle.current(OffsetDateTime::now_utc()).unwrap().access_key_id, "B");
+    }
+
+    #[tokio::test]
+    async fn stale_credentials_are_not_served() {
+        // A 1 s session, then only failures: the floor is 100 ms, so readers get the
+        // credentials only while more than that is left, then an error; never expired ones.
+        let script = vec![Ok(creds("A", time::Duration::seconds(1))), fail(false)];
+        let source = Arc::new(Scripted { script: Mutex::new(script), calls: AtomicU32::new(0) });
+        let mut handle = spawn("r".into(), source.clone(), fast());
+        let first = handle.first().await.unwrap();
+        let deadline = first.expiration;
+        loop {
+            let now = OffsetDateTime::now_utc();
+            if now > deadline + time::Duration::milliseconds(200) {
+                break;
+            }
+            if let Ok(c) = handle.current(now) {
+                assert!(c.expiration - now > time::Duration::milliseconds(90), "served with too little left");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(matches!(handle.current(OffsetDateTime::now_utc()), Err(Unavailable::Stale(_))));
+        let calls = source.calls.load(Ordering::SeqCst);
+        assert!(calls > 2, "failed refreshes are retried ({calls} calls)");
+        assert!(calls < 200, "retries are bounded, no busy loop ({calls} calls)");
+    }
+}
+
+/// The production source: re-reads the certificate and key files (so a renewed
+/// certificate is used without a restart) and calls CreateSession.
+pub struct SessionSource {
+    pub identity: crate::identity::IdentitySpec,
+    pub params: crate::rolesanywhere::SessionParams,
+    pub client: crate::rolesanywhere::Client,
+}
+
+impl CredentialSource for SessionSource {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
+        Box::pin(async move {
+            let identity = crate::identity::Identity::load(&self.identity, OffsetDateTime::now_utc())
+                .map_err(|e| FetchError { message: e.to_string(), permanent: true })?;
+            let credentials = self
+                .client
+                .create_session(&identity, &self.params)
+                .await
+                .map_err(|e| FetchError { permanent: e.is_permanent(), message: e.to_string() })?;
+            Ok(Fetched { credentials, serial: identity.leaf().serial_decimal().to_owned() })
+        })
+    }
+}
