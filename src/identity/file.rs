@@ -163,6 +163,14 @@ pub fn bundle(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
         .collect()
 }
 
+/// True when `bytes` are PEM with a private key block (of any kind, encrypted or not),
+/// as a combined key+certificate file has.
+pub fn holds_private_key(bytes: &[u8]) -> bool {
+    pem::is_pem(bytes)
+        && pem::blocks(bytes)
+            .is_ok_and(|blocks| blocks.iter().any(|b| b.label.ends_with("PRIVATE KEY")))
+}
+
 /// The private key in a file: the first key block of a PEM file (certificates and
 /// `EC PARAMETERS` blocks are skipped), or a DER key in any of the supported encodings.
 pub fn private_key(

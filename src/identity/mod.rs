@@ -213,7 +213,7 @@ fn load_key_and_certificates(
             Ok((key, certs, cert_path))
         }
         (Some(certs), None) => {
-            if !pem::is_pem(&cert_bytes) {
+            if !file::holds_private_key(&cert_bytes) {
                 return Err(file::file_error(
                     Role::Certificate,
                     &cert_path,
@@ -221,16 +221,9 @@ fn load_key_and_certificates(
                     "give the key with --private-key FILE",
                 ));
             }
-            let key = file::private_key(&cert_path, &cert_bytes, spec.password.as_ref()).map_err(
-                |_| {
-                    file::file_error(
-                        Role::Certificate,
-                        &cert_path,
-                        "holds no usable private key",
-                        "give the key with --private-key FILE",
-                    )
-                },
-            )?;
+            // A combined file does hold a key: its own error (wrong or missing password,
+            // weak key, unsupported curve) is the one the user can act on.
+            let key = file::private_key(&cert_path, &cert_bytes, spec.password.as_ref())?;
             Ok((key, certs, cert_path))
         }
         (None, None) if !pem::is_pem(&cert_bytes) => {

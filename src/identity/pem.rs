@@ -21,9 +21,9 @@ pub struct Block {
 /// Why a PEM file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PemError {
-    #[error("its PEM block \"{0}\" has no END line (is the file truncated?)")]
+    #[error("has a PEM block \"{0}\" with no END line (is the file truncated?)")]
     Truncated(String),
-    #[error("its PEM block \"{0}\" is not valid base64")]
+    #[error("has a PEM block \"{0}\" whose body is not valid base64")]
     Base64(String),
 }
 

@@ -2,5 +2,6 @@
 
 mod common;
 mod emulator;
+mod identity_bad_input;
 mod identity_files;
 mod kat;
