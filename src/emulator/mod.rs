@@ -1,8 +1,368 @@
-//! Verifying IAM Roles Anywhere emulator (being written).
+//! A verifying local emulator of IAM Roles Anywhere `CreateSession`, with STS
+//! `GetCallerIdentity` for the credentials it issues.
+//!
+//! It checks requests as the real service does (signing-spec §2.7, §3, §4): the SigV4-X509
+//! signature over the canonical request rebuilt from what arrived, the certificate path from
+//! the leaf through an unordered `X-Amz-X509-Chain` pool to a trust anchor, validity,
+//! revocation by imported CRLs, the profile and its roles. Refusals carry the status,
+//! `X-Amzn-ErrorType` and message of the real service, plus the precise reason in
+//! `X-Emulator-Reason`.
+//!
+//! It shares only the pure canonicalisation of [`crate::sigv4x509`] with the client: it parses
+//! certificates and checks signatures with its own code, so a client bug cannot hide behind
+//! the same bug here.
+//!
+//! Tests start it in process with [`Emulator::start`]; people run `rolesanywhere-helper
+//! emulate`. Both offer fault injection ([`Faults`], or `POST /_emulator/faults` from a
+//! loopback peer, see [`faults`]) and the request log ([`Emulator::received`], or
+//! `GET /_emulator/received`).
+
+mod chain;
+mod config;
+mod create_session;
+mod errors;
+pub mod faults;
+mod server;
+mod sessions;
+mod signature;
+mod state;
+mod sts;
+mod tls;
+mod verify;
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{EmulatorConfig, ProfileConfig, TlsMode, TrustAnchorConfig};
+pub use errors::{EmulatorError, INVALID_SIGNATURE, SIGNATURE_EXPIRED, UNTRUSTED_CERTIFICATE};
+pub use faults::Faults;
+pub use state::ReceivedRequest;
+
+/// A running emulator. Dropping it stops the listener; [`Emulator::shutdown`] also waits for
+/// open connections to finish.
+pub struct Emulator {
+    url: String,
+    addr: SocketAddr,
+    ca_pem: Option<String>,
+    state: Arc<state::State>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Checks `config`, binds (127.0.0.1 and a free port unless set) and starts serving.
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        let state = Arc::new(state::State::new(&config)?);
+        let (acceptor, ca_pem) = match &config.tls {
+            TlsMode::Http => (None, None),
+            TlsMode::SelfMade => {
+                let identity = tls::self_made()?;
+                let ca = identity.ca_pem.clone();
+                (Some(tls::acceptor(identity)?), ca)
+            }
+            TlsMode::Given { cert_pem, key_pem } => {
+                (Some(tls::acceptor(tls::given(cert_pem, key_pem)?)?), None)
+            }
+        };
+        let wanted = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(wanted)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: wanted.to_string(),
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: wanted.to_string(),
+                source,
+            })?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let host = match addr.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(server::serve(
+            listener,
+            acceptor,
+            Arc::clone(&state),
+            stopped,
+        ));
+        Ok(Emulator {
+            url: format!("{scheme}://{host}:{}", addr.port()),
+            addr,
+            ca_pem,
+            state,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The base URL, e.g. `https://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The PEM of the CA of the self-made TLS certificate (`None` with HTTP or a given
+    /// certificate).
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca_pem.clone()
+    }
+
+    /// Fault injection for the CreateSession route.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Every CreateSession request received so far (at most the last 10,000), oldest first.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.state.received()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_received(&self) {
+        self.state.clear_received();
+    }
+
+    /// How many issued sessions STS can still check.
+    pub fn issued_sessions(&self) -> usize {
+        self.state.sessions.len()
+    }
+
+    /// Stops accepting, lets open connections finish (up to 5 s), and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// `rolesanywhere-helper emulate`: a local IAM Roles Anywhere endpoint that verifies
+/// CreateSession requests as the real service does, and answers STS GetCallerIdentity for
+/// the credentials it issued.
+///
+/// The first line on stdout is `listening on <URL>`. Without --tls-cert it makes its own
+/// TLS certificate and prints the file of the CA to trust (AWS_CA_BUNDLE=FILE).
+///
+/// Test control, from loopback only: `POST /_emulator/faults` with
+/// {"action":"fail_next","count":N,"status":503[,"retry_after":S]}, {"action":"delay","millis":MS},
+/// {"action":"drop_next","count":N}, {"action":"malformed_next","count":N} or {"action":"clear"};
+/// `GET /_emulator/received` lists the CreateSession requests seen.
 #[derive(clap::Args, Debug)]
-pub struct EmulateArgs {}
-pub fn run(_args: &EmulateArgs) -> crate::error::Result<()> {
-    Err(crate::error::Error::Other(
-        "the emulator is not built yet".into(),
-    ))
+#[command(verbatim_doc_comment)]
+pub struct EmulateArgs {
+    /// PEM file of the trust anchor CA certificate(s); with no --config it accepts any trust
+    /// anchor, profile and role ARN of the region.
+    #[arg(long, value_name = "FILE", required_unless_present = "config")]
+    pub trust_anchor: Option<PathBuf>,
+    /// TOML file declaring trust anchors, profiles (roleArns, durationSeconds,
+    /// acceptRoleSessionName, enabled) and the region; see the pki/README.md.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Address to listen on. Keep the loopback default unless you know why not.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// PEM certificate chain for HTTPS (leaf first); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "http"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        conflicts_with = "http"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    pub http: bool,
+    /// Region of the endpoint [default: us-east-1, or the config file's].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Imported CRL (PEM or DER); may be repeated.
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
+    /// Testing only: accept durationSeconds below 900 (down to 1), so that credential
+    /// refresh can be exercised in seconds.
+    #[arg(long)]
+    pub allow_short_sessions: bool,
+    /// Log every decision at debug level.
+    #[arg(long)]
+    pub debug: bool,
+}
+
+fn read(what: &'static str, path: &std::path::Path) -> Result<Vec<u8>, EmulatorError> {
+    std::fs::read(path).map_err(|source| EmulatorError::File {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Builds the configuration the flags describe.
+pub fn config_from_args(args: &EmulateArgs) -> Result<EmulatorConfig, EmulatorError> {
+    let mut config = match &args.config {
+        Some(path) => EmulatorConfig::from_toml_file(path)?,
+        None => {
+            let Some(anchor) = &args.trust_anchor else {
+                return Err(EmulatorError::Config(
+                    "give --trust-anchor FILE or --config FILE".into(),
+                ));
+            };
+            let pem = read("cannot read the trust anchor", anchor)?;
+            let pem = String::from_utf8(pem).map_err(|_| {
+                EmulatorError::Config(format!("trust anchor {} is not PEM text", anchor.display()))
+            })?;
+            EmulatorConfig::single_anchor(&pem, args.region.as_deref().unwrap_or("us-east-1"))?
+        }
+    };
+    if args.config.is_some() {
+        if let Some(anchor) = &args.trust_anchor {
+            let pem = read("cannot read the trust anchor", anchor)?;
+            let certificates_der = config::pem_certificates(&pem).map_err(|e| {
+                EmulatorError::Config(format!("trust anchor {}: {e}", anchor.display()))
+            })?;
+            config.trust_anchors.push(TrustAnchorConfig {
+                arn: None,
+                certificates_der,
+                enabled: true,
+            });
+        }
+        if let Some(region) = &args.region {
+            config.region = region.clone();
+        }
+    }
+    for crl in &args.crl {
+        config.add_crl(&read("cannot read the CRL", crl)?)?;
+    }
+    if args.allow_short_sessions {
+        config.min_duration_seconds = 1;
+    }
+    config.bind = args.bind;
+    config.port = args.port;
+    config.tls = if args.http {
+        TlsMode::Http
+    } else if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let text = |what, p| {
+            read(what, p).and_then(|b| {
+                String::from_utf8(b)
+                    .map_err(|_| EmulatorError::Tls(format!("{} is not PEM text", p.display())))
+            })
+        };
+        TlsMode::Given {
+            cert_pem: text("cannot read the TLS certificate", cert)?,
+            key_pem: text("cannot read the TLS key", key)?,
+        }
+    } else {
+        TlsMode::SelfMade
+    };
+    Ok(config)
+}
+
+/// Runs `emulate` until Ctrl-C or SIGTERM.
+pub fn run(args: &EmulateArgs) -> crate::error::Result<()> {
+    crate::logging::init(args.debug);
+    let config = config_from_args(args)?;
+    if !config.bind.is_loopback() {
+        tracing::warn!(
+            "the emulator listens on {}, reachable from other hosts; it issues credentials to anyone its trust anchor trusts",
+            config.bind
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::Error::Other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let emulator = Emulator::start(config).await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", emulator.url())?;
+        let ca_file = match emulator.ca_pem() {
+            Some(pem) => {
+                let path = write_ca_file(&pem, emulator.addr().port())?;
+                writeln!(
+                    out,
+                    "TLS CA certificate written to {0}; trust it with AWS_CA_BUNDLE={0}",
+                    path.display()
+                )?;
+                Some(path)
+            }
+            None => None,
+        };
+        out.flush()?;
+        drop(out);
+        wait_for_signal().await;
+        tracing::info!("emulator: stopping");
+        emulator.shutdown().await;
+        if let Some(path) = ca_file {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok::<(), crate::error::Error>(())
+    })
+}
+
+/// Writes the CA to a new file in the temporary directory (created, never overwritten).
+fn write_ca_file(pem: &str, port: u16) -> Result<PathBuf, EmulatorError> {
+    let path = std::env::temp_dir().join(format!(
+        "rolesanywhere-emulator-{}-{port}-ca.pem",
+        std::process::id()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|source| EmulatorError::File {
+            what: "cannot create the CA file",
+            path: path.display().to_string(),
+            source,
+        })?;
+    file.write_all(pem.as_bytes())
+        .map_err(|source| EmulatorError::File {
+            what: "cannot write the CA file",
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(path)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
