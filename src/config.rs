@@ -20,7 +20,6 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
         refuse_store_uri(value)?;
     }
     let password = match (&args.pkcs8_password, &args.pkcs8_password_file) {
-        (Some(p), _) if p.is_empty() => None,
         (Some(p), _) => Some(Secret::from(p.clone())),
         (None, Some(path)) => Some(Secret::from_file(path).map_err(|e| {
             Error::Usage(format!(
@@ -30,6 +29,9 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
         })?),
         (None, None) => None,
     };
+    // An empty password means "no password", as upstream documents, from every source:
+    // an empty file must behave like `--pkcs8-password ""`.
+    let password = password.filter(|p| !p.expose().is_empty());
     Ok(IdentitySpec {
         certificate: args.certificate.as_ref().map(PathBuf::from),
         private_key: args.private_key.as_ref().map(PathBuf::from),

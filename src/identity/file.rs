@@ -288,6 +288,8 @@ enum KeyProblem {
     Malformed(String),
     WeakRsa(usize),
     Curve(String),
+    /// An EC key whose curve is spelled out as parameters instead of named by OID.
+    ExplicitCurve,
     PasswordNeeded,
     PasswordNotNeeded,
     WrongPassword,
@@ -301,6 +303,7 @@ impl KeyProblem {
             Self::Malformed(why) => (format!("is not a readable private key ({why})"), "give a PEM or DER key in PKCS#8, PKCS#1 or SEC1 form".into()),
             Self::WeakRsa(bits) => (format!("holds an RSA key of {bits} bits, which is too short"), format!("use an RSA key of at least {MIN_RSA_BITS} bits, or EC P-256")),
             Self::Curve(name) => (format!("holds an EC key on curve {name}, which is not supported"), "use an EC key on P-256, P-384 or P-521".into()),
+            Self::ExplicitCurve => ("holds an EC key with explicit curve parameters instead of a named curve, which is not supported".into(), "convert it with: openssl ec -in OLD -param_enc named_curve -out NEW".into()),
             Self::PasswordNeeded => ("holds an encrypted key and no password was given".into(), "give it with --pkcs8-password-file, $ROLESANYWHERE_PKCS8_PASSWORD or --pkcs8-password".into()),
             Self::PasswordNotNeeded => ("is not encrypted, but a password was given".into(), "remove --pkcs8-password, --pkcs8-password-file and $ROLESANYWHERE_PKCS8_PASSWORD".into()),
             Self::WrongPassword => ("could not be decrypted: the password is wrong".into(), "check the password".into()),
@@ -341,8 +344,13 @@ fn der_key(der: &[u8], password: Option<&Secret>) -> Result<PrivateKey, KeyProbl
 }
 
 fn encrypted_pkcs8_key(der: &[u8], password: Option<&Secret>) -> Result<PrivateKey, KeyProblem> {
-    let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(der)
-        .map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+    let info =
+        pkcs8::EncryptedPrivateKeyInfoRef::from_der(der).map_err(
+            |e| match encryption_algorithm(der) {
+                Some(oid) => KeyProblem::Encryption(pbe_name(&oid)),
+                None => KeyProblem::Malformed(e.to_string()),
+            },
+        )?;
     let password = password.ok_or(KeyProblem::PasswordNeeded)?;
     let plain =
         info.decrypt(password.expose().as_bytes())
@@ -366,6 +374,31 @@ fn encrypted_pkcs8_key(der: &[u8], password: Option<&Secret>) -> Result<PrivateK
     })
 }
 
+/// The encryption algorithm OID of an `EncryptedPrivateKeyInfo` the `pkcs5` crate cannot
+/// parse. Such keys are well-formed but use a scheme it does not know, such as the PKCS#12
+/// PBE that `openssl pkcs8 -topk8` chose by default before OpenSSL 1.1; telling them apart
+/// from corrupt files lets the error say how to re-encrypt instead of "malformed".
+fn encryption_algorithm(der: &[u8]) -> Option<String> {
+    let (rest, outer) = x509_parser::der_parser::parse_der(der).ok()?;
+    let fields = outer.as_sequence().ok()?;
+    let algorithm = fields.first()?.as_sequence().ok()?;
+    let oid = algorithm.first()?.as_oid().ok()?.to_id_string();
+    (rest.is_empty() && fields.len() == 2 && fields[1].as_slice().is_ok()).then_some(oid)
+}
+
+/// A readable name for a password-based encryption OID, for error messages.
+fn pbe_name(oid: &str) -> String {
+    let name = match oid {
+        "1.2.840.113549.1.12.1.3" => "pbeWithSHAAnd3-KeyTripleDES-CBC (PKCS#12 PBE)",
+        "1.2.840.113549.1.12.1.6" => "pbeWithSHAAnd40BitRC2-CBC (PKCS#12 PBE)",
+        "1.2.840.113549.1.12.1.1" => "pbeWithSHAAnd128BitRC4 (PKCS#12 PBE)",
+        "1.2.840.113549.1.5.3" => "pbeWithMD5AndDES-CBC (PBES1)",
+        "1.2.840.113549.1.5.10" => "pbeWithSHA1AndDES-CBC (PBES1)",
+        other => return format!("the password-based encryption {other}"),
+    };
+    name.to_owned()
+}
+
 fn pkcs8_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
     let info =
         PrivateKeyInfoRef::from_der(der).map_err(|e| KeyProblem::Malformed(e.to_string()))?;
@@ -381,7 +414,7 @@ fn pkcs8_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
                 .algorithm
                 .parameters_oid()
                 .map(|o| o.to_string())
-                .map_err(|_| KeyProblem::Malformed("EC key without a named curve".into()))?;
+                .map_err(|_| KeyProblem::ExplicitCurve)?;
             let bad = |e: pkcs8::Error| KeyProblem::Malformed(e.to_string());
             match curve.as_str() {
                 oid::P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
@@ -418,13 +451,18 @@ fn checked_rsa(key: rsa::RsaPrivateKey) -> Result<PrivateKey, KeyProblem> {
 }
 
 fn sec1_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
-    let parsed =
-        sec1::EcPrivateKey::from_der(der).map_err(|e| KeyProblem::Malformed(e.to_string()))?;
+    let parsed = sec1::EcPrivateKey::from_der(der).map_err(|e| {
+        if sec1_has_explicit_parameters(der) {
+            KeyProblem::ExplicitCurve
+        } else {
+            KeyProblem::Malformed(e.to_string())
+        }
+    })?;
     let curve = parsed
         .parameters
         .and_then(|p| p.named_curve())
         .map(|o| o.to_string())
-        .ok_or_else(|| KeyProblem::Malformed("SEC1 key without a named curve".into()))?;
+        .ok_or(KeyProblem::ExplicitCurve)?;
     let bad = |e: p256::elliptic_curve::DecodeError| KeyProblem::Malformed(e.to_string());
     match curve.as_str() {
         oid::P256 => p256::SecretKey::from_sec1_der(der)
@@ -438,4 +476,21 @@ fn sec1_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
             .map_err(bad),
         other => Err(KeyProblem::Curve(oid::curve_name(other).to_owned())),
     }
+}
+
+/// True when a SEC1 key that the `sec1` crate refused carries explicit curve parameters
+/// (`[0]` holding a SEQUENCE rather than a named-curve OID), as
+/// `openssl ec -param_enc explicit` writes; the crate only parses named curves.
+fn sec1_has_explicit_parameters(der: &[u8]) -> bool {
+    use x509_parser::der_parser::ber::BerObjectContent;
+    let Ok((_, outer)) = x509_parser::der_parser::parse_der(der) else {
+        return false;
+    };
+    let Ok(fields) = outer.as_sequence() else {
+        return false;
+    };
+    fields.get(2).is_some_and(|f| {
+        matches!(&f.content, BerObjectContent::Unknown(any)
+            if any.tag().0 == 0 && any.data.first() == Some(&0x30))
+    })
 }

@@ -35,6 +35,8 @@ pub fn is_pem(bytes: &[u8]) -> bool {
 /// Decodes every PEM block in `bytes`, in file order.
 pub fn blocks(bytes: &[u8]) -> Result<Vec<Block>, PemError> {
     let text = String::from_utf8_lossy(bytes);
+    // Windows editors may start a file with a UTF-8 byte order mark; OpenSSL reads past it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();
     let mut lines = text.lines().map(str::trim);
     while let Some(line) = lines.next() {
@@ -90,6 +92,14 @@ mod tests {
         assert_eq!(b[1].label, "EC PARAMETERS");
         assert!(is_pem(text));
         assert!(!is_pem(&[0x30, 0x82, 0x01]));
+    }
+
+    #[test]
+    fn skips_a_byte_order_mark() {
+        let b =
+            blocks("\u{feff}-----BEGIN X-----\r\nAAEC\r\n-----END X-----\r\n".as_bytes()).unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(*b[0].der, vec![0, 1, 2]);
     }
 
     #[test]

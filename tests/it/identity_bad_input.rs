@@ -808,3 +808,141 @@ fn ed25519_key() {
         &["Ed25519"],
     );
 }
+
+#[test]
+fn certificate_without_a_key() {
+    let (tmp, f) = setup();
+    let der = tmp.path().join("p256.crt.der");
+    openssl(
+        tmp.path(),
+        &[
+            "x509",
+            "-in",
+            f.cert.to_str().expect("utf-8"),
+            "-outform",
+            "DER",
+            "-out",
+            "p256.crt.der",
+        ],
+    );
+    for cert in [&f.cert, &der] {
+        refused(
+            "certificate alone, no --private-key",
+            &mut sign_one("--certificate", cert, Password::None),
+            cert,
+            &["no private key", "--private-key"],
+        );
+    }
+}
+
+/// Encryption schemes other than PBES2: the PKCS#12 PBE that `openssl pkcs8 -topk8` used by
+/// default before OpenSSL 1.1. The error names the scheme and how to re-encrypt.
+#[test]
+fn key_encrypted_with_an_unsupported_scheme() {
+    let (tmp, f) = setup();
+    let passout = format!("pass:{PASSWORD}");
+    let key = f.key.to_str().expect("utf-8");
+    openssl(
+        tmp.path(),
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            key,
+            "-v1",
+            "PBE-SHA1-3DES",
+            "-passout",
+            &passout,
+            "-out",
+            "pbe.pem",
+        ],
+    );
+    let pbe = tmp.path().join("pbe.pem");
+    refused(
+        "PKCS#8 with PBE-SHA1-3DES",
+        &mut sign(&f.cert, &pbe, Password::Flag(PASSWORD)),
+        &pbe,
+        &[
+            "pbeWithSHAAnd3-KeyTripleDES-CBC",
+            "not supported",
+            "openssl pkcs8 -topk8 -v2",
+        ],
+    );
+}
+
+/// EC keys with the curve spelled out as parameters (`-param_enc explicit`), in PKCS#8
+/// and SEC1: refused with the openssl command that converts them.
+#[test]
+fn ec_key_with_explicit_parameters() {
+    let (tmp, f) = setup();
+    let d = tmp.path();
+    let key = f.key.to_str().expect("utf-8");
+    openssl(
+        d,
+        &[
+            "ec",
+            "-in",
+            key,
+            "-param_enc",
+            "explicit",
+            "-out",
+            "explicit.sec1.pem",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            "explicit.sec1.pem",
+            "-out",
+            "explicit.p8.pem",
+        ],
+    );
+    for name in ["explicit.sec1.pem", "explicit.p8.pem"] {
+        let path = d.join(name);
+        refused(
+            name,
+            &mut sign(&f.cert, &path, Password::None),
+            &path,
+            &["explicit", "-param_enc named_curve"],
+        );
+    }
+}
+
+/// `--intermediates` on the command line (credential-process reads the identity before
+/// any network call): a bundle holding a key is refused in one line naming the bundle.
+#[test]
+fn intermediates_bundle_with_a_private_key_on_the_command_line() {
+    let (tmp, f) = setup();
+    let mut bundle = pki().inter_pem.clone();
+    bundle.extend(&f.leaf.key_pem);
+    let bundle = put(tmp.path(), "bundle.pem", &bundle);
+    let mut cmd = helper();
+    cmd.arg("credential-process")
+        .arg("--certificate")
+        .arg(&f.cert)
+        .arg("--private-key")
+        .arg(&f.key)
+        .arg("--intermediates")
+        .arg(&bundle)
+        .args([
+            "--trust-anchor-arn",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/00000000-0000-0000-0000-000000000000",
+            "--profile-arn",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:profile/00000000-0000-0000-0000-000000000000",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/test",
+            // Never reached; a closed local port in case it were.
+            "--endpoint",
+            "https://127.0.0.1:9",
+        ]);
+    refused(
+        "credential-process --intermediates with a key block",
+        &mut cmd,
+        &bundle,
+        &["PRIVATE KEY"],
+    );
+}

@@ -649,9 +649,78 @@ fn sign_string_verifies_for_plain_key_formats() {
                 outcome,
             );
         }
+
+        // As files arrive from Windows hosts: a byte order mark and CRLF line endings, and
+        // the certificate as `openssl x509 -text` prints it (text before the block).
+        let windows = |bytes: &[u8]| {
+            let mut out = "\u{feff}".as_bytes().to_vec();
+            out.extend(
+                String::from_utf8_lossy(bytes)
+                    .replace('\n', "\r\n")
+                    .as_bytes(),
+            );
+            out
+        };
+        let text_cert = openssl(&f.dir, &["x509", "-in", cert, "-text"]);
+        let bom_cert = put(&f.dir, &format!("{}.bom.crt", f.slug), &windows(&text_cert));
+        let bom_key = put(
+            &f.dir,
+            &format!("{}.bom.key", f.slug),
+            &windows(&leaf.key_pem),
+        );
+        let outcome = sign_string(
+            &[
+                "--certificate",
+                path_str(&bom_cert),
+                "--private-key",
+                path_str(&bom_key),
+            ],
+            Password::None,
+            "SHA256",
+            "bin",
+        )
+        .and_then(|sig| f.verify("SHA256", &sig));
+        cases.check(
+            format!("{kind:?} BOM + CRLF key, `x509 -text` certificate"),
+            outcome,
+        );
     }
-    // 6 types x (4 formats x 3 modes) + 3 EC x 3 modes (EC PARAMETERS) + 6 x 2 combined.
-    cases.finish(6 * 12 + 3 * 3 + 6 * 2);
+    // 6 types x (4 formats x 3 modes) + 3 EC x 3 modes (EC PARAMETERS) + 6 x 2 combined
+    // + 6 Windows-style.
+    cases.finish(6 * 12 + 3 * 3 + 6 * 2 + 6);
+}
+
+/// An empty password means no password, from every source (upstream: "zero-length
+/// passwords mean no password"), so an unencrypted key still loads.
+#[test]
+fn empty_password_means_no_password() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let leaf = pki()
+        .leaves
+        .iter()
+        .find(|l| l.kind.slug() == "p256")
+        .expect("P-256 leaf");
+    let f = Files::write(tmp.path(), leaf);
+    let empty = put(tmp.path(), "empty.txt", b"");
+    let newline = put(tmp.path(), "newline.txt", b"\n");
+    let files = [
+        "--certificate",
+        path_str(&f.cert),
+        "--private-key",
+        path_str(&f.key),
+    ];
+    let mut cases = Cases::new();
+    for password in [
+        Password::Flag(""),
+        Password::Env(""),
+        Password::File(&empty),
+        Password::File(&newline),
+    ] {
+        let outcome =
+            sign_string(&files, password, "SHA256", "bin").and_then(|sig| f.verify("SHA256", &sig));
+        cases.check(format!("empty password by {password:?}"), outcome);
+    }
+    cases.finish(4);
 }
 
 /// Encrypted PKCS#8: PBES2 with AES-128/192/256-CBC and PBKDF2 HMAC-SHA1/256/384/512, and
