@@ -626,6 +626,34 @@ fn ca_certificate_as_leaf() {
         &cert,
         &["CA"],
     );
+    // The usual mistake: `openssl req -x509` marks its certificate CA:TRUE by default.
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "self.key",
+            "-subj",
+            "/CN=self-signed",
+            "-days",
+            "30",
+            "-out",
+            "self.pem",
+        ],
+    );
+    let (cert, key) = (d.join("self.pem"), d.join("self.key"));
+    refused(
+        "a req -x509 self-signed certificate",
+        &mut sign(&cert, &key, Password::None),
+        &cert,
+        &["CA"],
+    );
 }
 
 #[test]

@@ -1027,8 +1027,40 @@ fn fullchain_and_intermediates_pick_the_leaf_and_build_the_chain() {
                 chain_is(&spec, now, &leaf_der, &want_chain),
             );
         }
+        // PKCS#12 with the root and the intermediate: the leaf is the key's certificate
+        // (not the first bag), the others are the chain, issuer first, without the leaf.
+        let p12 = f.openssl_to(
+            "chain.p12",
+            &[
+                "pkcs12",
+                "-export",
+                "-inkey",
+                "{key}",
+                "-in",
+                "{cert}",
+                "-certfile",
+                path_str(&bundle),
+                "-passout",
+                "pass:",
+                "-out",
+                "{out}",
+            ],
+        );
+        let spec = IdentitySpec {
+            certificate: Some(p12),
+            ..IdentitySpec::default()
+        };
+        cases.check(
+            format!("{kind:?} Identity::load of a PKCS#12 file with the chain"),
+            chain_is(
+                &spec,
+                now,
+                &leaf_der,
+                &[inter_der.clone(), root_der.clone()],
+            ),
+        );
     }
-    cases.finish(6 * 6);
+    cases.finish(6 * 7);
 }
 
 fn chain_is(
