@@ -50,7 +50,11 @@ pub enum State {
     /// No credentials yet; the first fetch is under way or being retried.
     Starting { last_error: Option<String> },
     /// Credentials, with when they were received (to know their lifetime).
-    Ready { credentials: Arc<Credentials>, received: OffsetDateTime, last_error: Option<String> },
+    Ready {
+        credentials: Arc<Credentials>,
+        received: OffsetDateTime,
+        last_error: Option<String>,
+    },
     /// The first fetch failed permanently; the refresher has stopped.
     Stopped { error: String },
 }
@@ -76,7 +80,10 @@ pub struct Schedule {
 
 impl Default for Schedule {
     fn default() -> Self {
-        Self { min_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(60) }
+        Self {
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
     }
 }
 
@@ -92,12 +99,18 @@ impl Handle {
         match &*self.rx.borrow() {
             State::Starting { last_error } => Err(Unavailable::NotYet(last_error.clone())),
             State::Stopped { error } => Err(Unavailable::Stopped(error.clone())),
-            State::Ready { credentials, received, last_error } => {
+            State::Ready {
+                credentials,
+                received,
+                last_error,
+            } => {
                 if servable(credentials, *received, now) {
                     Ok(credentials.clone())
                 } else {
                     Err(Unavailable::Stale(
-                        last_error.clone().unwrap_or_else(|| "no refresh has succeeded".into()),
+                        last_error
+                            .clone()
+                            .unwrap_or_else(|| "no refresh has succeeded".into()),
                     ))
                 }
             }
@@ -136,8 +149,14 @@ fn servable(credentials: &Credentials, received: OffsetDateTime, now: OffsetDate
 }
 
 /// When the next refresh is due: between 45 % and 50 % of the lifetime after receipt.
-fn refresh_delay(credentials: &Credentials, received: OffsetDateTime, now: OffsetDateTime) -> Duration {
-    let lifetime = (credentials.expiration - received).as_seconds_f64().max(0.0);
+fn refresh_delay(
+    credentials: &Credentials,
+    received: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Duration {
+    let lifetime = (credentials.expiration - received)
+        .as_seconds_f64()
+        .max(0.0);
     let fraction = 0.45 + 0.05 * unit_random();
     let due = received + time::Duration::seconds_f64(lifetime * fraction);
     Duration::try_from(due - now).unwrap_or(Duration::ZERO)
@@ -163,13 +182,21 @@ pub fn spawn(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule
     Handle { rx }
 }
 
-async fn run(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule, tx: watch::Sender<State>) {
+async fn run(
+    role: String,
+    source: Arc<dyn CredentialSource>,
+    schedule: Schedule,
+    tx: watch::Sender<State>,
+) {
     let mut failures: u32 = 0;
     loop {
         let outcome = source.fetch().await;
         let now = OffsetDateTime::now_utc();
         let wait = match outcome {
-            Ok(Fetched { credentials, serial }) => {
+            Ok(Fetched {
+                credentials,
+                serial,
+            }) => {
                 failures = 0;
                 tracing::info!(
                     role = %role,
@@ -178,7 +205,11 @@ async fn run(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule
                     "credentials refreshed"
                 );
                 let delay = refresh_delay(&credentials, now, now);
-                tx.send_replace(State::Ready { credentials: Arc::new(credentials), received: now, last_error: None });
+                tx.send_replace(State::Ready {
+                    credentials: Arc::new(credentials),
+                    received: now,
+                    last_error: None,
+                });
                 delay
             }
             Err(error) => {
@@ -187,24 +218,37 @@ async fn run(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule
                 match current {
                     State::Starting { .. } if error.permanent => {
                         tracing::error!(role = %role, error = %error.message, "cannot obtain credentials; giving up");
-                        tx.send_replace(State::Stopped { error: error.message });
+                        tx.send_replace(State::Stopped {
+                            error: error.message,
+                        });
                         return;
                     }
                     State::Starting { .. } => {
                         let delay = retry_delay(&schedule, failures, None);
                         tracing::warn!(role = %role, error = %error.message, retry_in_ms = delay.as_millis() as u64, "first fetch failed; retrying");
-                        tx.send_replace(State::Starting { last_error: Some(error.message) });
+                        tx.send_replace(State::Starting {
+                            last_error: Some(error.message),
+                        });
                         delay
                     }
-                    State::Ready { credentials, received, .. } => {
+                    State::Ready {
+                        credentials,
+                        received,
+                        ..
+                    } => {
                         // Retry well before the credentials stop being servable, so that one
                         // more attempt fits in; a permanent error is retried too, since a
                         // renewed certificate or a fixed profile can cure it.
-                        let left = credentials.expiration - now - floor(credentials.expiration - received);
+                        let left =
+                            credentials.expiration - now - floor(credentials.expiration - received);
                         let limit = Duration::try_from(left / 4).ok();
                         let delay = retry_delay(&schedule, failures, limit);
                         tracing::warn!(role = %role, error = %error.message, retry_in_ms = delay.as_millis() as u64, "refresh failed; keeping the last good credentials while they last");
-                        tx.send_replace(State::Ready { credentials, received, last_error: Some(error.message) });
+                        tx.send_replace(State::Ready {
+                            credentials,
+                            received,
+                            last_error: Some(error.message),
+                        });
                         delay
                     }
                     State::Stopped { .. } => return,
@@ -249,24 +293,40 @@ mod tests {
             Box::pin(async move {
                 self.calls.fetch_add(1, Ordering::SeqCst);
                 let mut script = self.script.lock().unwrap();
-                let next = if script.len() > 1 { script.remove(0) } else { script[0].clone() };
-                next.map(|credentials| Fetched { credentials, serial: "1".into() })
+                let next = if script.len() > 1 {
+                    script.remove(0)
+                } else {
+                    script[0].clone()
+                };
+                next.map(|credentials| Fetched {
+                    credentials,
+                    serial: "1".into(),
+                })
             })
         }
     }
 
     fn fail(permanent: bool) -> Result<Credentials, FetchError> {
-        Err(FetchError { message: "boom".into(), permanent })
+        Err(FetchError {
+            message: "boom".into(),
+            permanent,
+        })
     }
 
     fn fast() -> Schedule {
-        Schedule { min_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(20) }
+        Schedule {
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        }
     }
 
     #[test]
     fn floor_is_min_of_five_minutes_and_a_tenth() {
         assert_eq!(floor(time::Duration::hours(1)), time::Duration::minutes(5));
-        assert_eq!(floor(time::Duration::seconds(20)), time::Duration::seconds(2));
+        assert_eq!(
+            floor(time::Duration::seconds(20)),
+            time::Duration::seconds(2)
+        );
     }
 
     #[test]
@@ -281,7 +341,10 @@ mod tests {
 
     #[tokio::test]
     async fn permanent_first_error_stops() {
-        let source = Arc::new(Scripted { script: Mutex::new(vec![fail(true)]), calls: AtomicU32::new(0) });
+        let source = Arc::new(Scripted {
+            script: Mutex::new(vec![fail(true)]),
+            calls: AtomicU32::new(0),
+        });
         let mut handle = spawn("r".into(), source.clone(), fast());
         assert!(matches!(handle.first().await, Err(Unavailable::Stopped(_))));
         assert_eq!(source.calls.load(Ordering::SeqCst), 1);
@@ -289,22 +352,47 @@ mod tests {
 
     #[tokio::test]
     async fn transient_first_errors_are_retried() {
-        let script = vec![fail(false), fail(false), Ok(creds("A", time::Duration::hours(1)))];
-        let source = Arc::new(Scripted { script: Mutex::new(script), calls: AtomicU32::new(0) });
+        let script = vec![
+            fail(false),
+            fail(false),
+            Ok(creds("A", time::Duration::hours(1))),
+        ];
+        let source = Arc::new(Scripted {
+            script: Mutex::new(script),
+            calls: AtomicU32::new(0),
+        });
         let mut handle = spawn("r".into(), source.clone(), fast());
         assert_eq!(handle.first().await.unwrap().access_key_id, "A");
         assert_eq!(source.calls.load(Ordering::SeqCst), 3);
-        assert_eq!(handle.current(OffsetDateTime::now_utc()).unwrap().access_key_id, "A");
+        assert_eq!(
+            handle
+                .current(OffsetDateTime::now_utc())
+                .unwrap()
+                .access_key_id,
+            "A"
+        );
     }
 
     #[tokio::test]
     async fn short_sessions_are_refreshed_before_expiry() {
-        let script = vec![Ok(creds("A", time::Duration::milliseconds(400))), Ok(creds("B", time::Duration::hours(1)))];
-        let source = Arc::new(Scripted { script: Mutex::new(script), calls: AtomicU32::new(0) });
+        let script = vec![
+            Ok(creds("A", time::Duration::milliseconds(400))),
+            Ok(creds("B", time::Duration::hours(1))),
+        ];
+        let source = Arc::new(Scripted {
+            script: Mutex::new(script),
+            calls: AtomicU32::new(0),
+        });
         let mut handle = spawn("r".into(), source, fast());
         assert_eq!(handle.first().await.unwrap().access_key_id, "A");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(handle.current(OffsetDateTime::now_utc()).unwrap().access_key_id, "B");
+        assert_eq!(
+            handle
+                .current(OffsetDateTime::now_utc())
+                .unwrap()
+                .access_key_id,
+            "B"
+        );
     }
 
     #[tokio::test]
@@ -312,7 +400,10 @@ mod tests {
         // A 1 s session, then only failures: the floor is 100 ms, so readers get the
         // credentials only while more than that is left, then an error; never expired ones.
         let script = vec![Ok(creds("A", time::Duration::seconds(1))), fail(false)];
-        let source = Arc::new(Scripted { script: Mutex::new(script), calls: AtomicU32::new(0) });
+        let source = Arc::new(Scripted {
+            script: Mutex::new(script),
+            calls: AtomicU32::new(0),
+        });
         let mut handle = spawn("r".into(), source.clone(), fast());
         let first = handle.first().await.unwrap();
         let deadline = first.expiration;
@@ -322,14 +413,23 @@ mod tests {
                 break;
             }
             if let Ok(c) = handle.current(now) {
-                assert!(c.expiration - now > time::Duration::milliseconds(90), "served with too little left");
+                assert!(
+                    c.expiration - now > time::Duration::milliseconds(90),
+                    "served with too little left"
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(matches!(handle.current(OffsetDateTime::now_utc()), Err(Unavailable::Stale(_))));
+        assert!(matches!(
+            handle.current(OffsetDateTime::now_utc()),
+            Err(Unavailable::Stale(_))
+        ));
         let calls = source.calls.load(Ordering::SeqCst);
         assert!(calls > 2, "failed refreshes are retried ({calls} calls)");
-        assert!(calls < 200, "retries are bounded, no busy loop ({calls} calls)");
+        assert!(
+            calls < 200,
+            "retries are bounded, no busy loop ({calls} calls)"
+        );
     }
 }
 
@@ -344,14 +444,24 @@ pub struct SessionSource {
 impl CredentialSource for SessionSource {
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
         Box::pin(async move {
-            let identity = crate::identity::Identity::load(&self.identity, OffsetDateTime::now_utc())
-                .map_err(|e| FetchError { message: e.to_string(), permanent: true })?;
+            let identity =
+                crate::identity::Identity::load(&self.identity, OffsetDateTime::now_utc())
+                    .map_err(|e| FetchError {
+                        message: e.to_string(),
+                        permanent: true,
+                    })?;
             let credentials = self
                 .client
                 .create_session(&identity, &self.params)
                 .await
-                .map_err(|e| FetchError { permanent: e.is_permanent(), message: e.to_string() })?;
-            Ok(Fetched { credentials, serial: identity.leaf().serial_decimal().to_owned() })
+                .map_err(|e| FetchError {
+                    permanent: e.is_permanent(),
+                    message: e.to_string(),
+                })?;
+            Ok(Fetched {
+                credentials,
+                serial: identity.leaf().serial_decimal().to_owned(),
+            })
         })
     }
 }

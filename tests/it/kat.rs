@@ -13,7 +13,9 @@ fn vectors() -> Value {
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("vector field {key} missing"))
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("vector field {key} missing"))
 }
 
 fn kat_identity(cert: &str, key: &str) -> Identity {
@@ -23,7 +25,8 @@ fn kat_identity(cert: &str, key: &str) -> Identity {
         ..IdentitySpec::default()
     };
     // The KAT certificates are valid until 2034; sign as of the capture date.
-    Identity::load(&spec, time::macros::datetime!(2024-07-06 11:38:59 UTC)).expect("KAT identity loads")
+    Identity::load(&spec, time::macros::datetime!(2024-07-06 11:38:59 UTC))
+        .expect("KAT identity loads")
 }
 
 /// Everything the RSA vector pins down, computed by the crate for the given inputs.
@@ -54,14 +57,20 @@ fn sign_rsa_vector(identity: &Identity, amz_date: &str, region: &str) -> Signed 
         chain_der: &[],
     };
     let prepared = request.prepare(identity.algorithm());
-    let signature = identity.sign(prepared.string_to_sign.as_bytes()).expect("sign");
+    let signature = identity
+        .sign(prepared.string_to_sign.as_bytes())
+        .expect("sign");
     let text = &prepared.canonical_request.text;
     Signed {
         canonical_query: text.lines().nth(2).unwrap_or_default().to_owned(),
         payload_hash: text.lines().last().unwrap_or_default().to_owned(),
         canonical_request_hash: sigv4x509::hex_sha256(text.as_bytes()),
         string_to_sign: prepared.string_to_sign.clone(),
-        authorization: prepared.authorization(identity.algorithm(), identity.leaf().serial_decimal(), &signature),
+        authorization: prepared.authorization(
+            identity.algorithm(),
+            identity.leaf().serial_decimal(),
+            &signature,
+        ),
     }
 }
 
@@ -78,7 +87,10 @@ fn rsa_vector_is_reproduced_byte_for_byte() {
     assert_eq!(got.canonical_request_hash, s(v, "canonical_request_sha256"));
     assert_eq!(got.string_to_sign, s(v, "string_to_sign"));
     assert_eq!(got.authorization, s(v, "authorization"));
-    assert!(got.authorization.contains(&format!("SignedHeaders={},", s(v, "signed_headers"))));
+    assert!(
+        got.authorization
+            .contains(&format!("SignedHeaders={},", s(v, "signed_headers")))
+    );
 }
 
 #[test]
@@ -88,10 +100,16 @@ fn rsa_vector_changes_with_each_input() {
     let identity = kat_identity(s(v, "certificate"), s(v, "private_key"));
 
     let other_date = sign_rsa_vector(&identity, "20240706T113900Z", s(v, "region"));
-    assert_ne!(other_date.authorization, expected, "a changed date must change the signature");
+    assert_ne!(
+        other_date.authorization, expected,
+        "a changed date must change the signature"
+    );
 
     let other_region = sign_rsa_vector(&identity, s(v, "x_amz_date"), "us-east-1");
-    assert_ne!(other_region.authorization, expected, "a changed region must change the signature");
+    assert_ne!(
+        other_region.authorization, expected,
+        "a changed region must change the signature"
+    );
 
     // A different key and certificate: an openssl-made RSA-2048 pair.
     let dir = tempfile::tempdir().unwrap();
@@ -99,17 +117,36 @@ fn rsa_vector_changes_with_each_input() {
     crate::common::openssl(p, &["genrsa", "-out", "k.pem", "2048"]);
     crate::common::openssl(
         p,
-        &["req", "-new", "-x509", "-key", "k.pem", "-subj", "/CN=other", "-days", "30", "-out", "c.pem",
-          "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "keyUsage=critical,digitalSignature"],
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "k.pem",
+            "-subj",
+            "/CN=other",
+            "-days",
+            "30",
+            "-out",
+            "c.pem",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+        ],
     );
     let spec = IdentitySpec {
         certificate: Some(p.join("c.pem")),
         private_key: Some(p.join("k.pem")),
         ..IdentitySpec::default()
     };
-    let other = Identity::load(&spec, time::OffsetDateTime::now_utc()).expect("openssl identity loads");
+    let other =
+        Identity::load(&spec, time::OffsetDateTime::now_utc()).expect("openssl identity loads");
     let other_both = sign_rsa_vector(&other, s(v, "x_amz_date"), s(v, "region"));
-    assert_ne!(other_both.authorization, expected, "another key and certificate must change the signature");
+    assert_ne!(
+        other_both.authorization, expected,
+        "another key and certificate must change the signature"
+    );
 
     // The same key with another certificate changes the signed x-amz-x509 header and the
     // serial, so the header differs even though the key is the same.
@@ -134,7 +171,10 @@ fn rsa_vector_changes_with_each_input() {
         let sig = resigned.sign(prepared.string_to_sign.as_bytes()).unwrap();
         prepared.authorization(Algorithm::RsaSha256, other.leaf().serial_decimal(), &sig)
     };
-    assert_ne!(request_with_other_cert, expected, "another certificate must change the signature");
+    assert_ne!(
+        request_with_other_cert, expected,
+        "another certificate must change the signature"
+    );
 }
 
 #[test]
@@ -156,12 +196,22 @@ fn ecdsa_p384_vector_verifies_with_sha256_only() {
     cert.public_key()
         .verify(sts.as_bytes(), Digest::Sha256, &sig)
         .expect("the official helper's P-384 signature verifies with SHA-256");
-    assert!(cert.public_key().verify(sts.as_bytes(), Digest::Sha384, &sig).is_err(), "not with SHA-384");
+    assert!(
+        cert.public_key()
+            .verify(sts.as_bytes(), Digest::Sha384, &sig)
+            .is_err(),
+        "not with SHA-384"
+    );
 
     let mut tampered = sts.as_bytes().to_vec();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
-    assert!(cert.public_key().verify(&tampered, Digest::Sha256, &sig).is_err(), "a changed byte fails");
+    assert!(
+        cert.public_key()
+            .verify(&tampered, Digest::Sha256, &sig)
+            .is_err(),
+        "a changed byte fails"
+    );
 }
 
 #[test]
@@ -171,13 +221,43 @@ fn serials_print_in_decimal() {
     for (hex_serial, decimal) in v.as_object().unwrap() {
         let serial = hex_serial.replace(':', "");
         let p = dir.path();
-        crate::common::openssl(p, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "k.pem"]);
         crate::common::openssl(
             p,
-            &["req", "-new", "-x509", "-key", "k.pem", "-subj", "/CN=serial", "-days", "1",
-              "-set_serial", &format!("0x{serial}"), "-outform", "DER", "-out", "c.der"],
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "k.pem",
+            ],
+        );
+        crate::common::openssl(
+            p,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                "k.pem",
+                "-subj",
+                "/CN=serial",
+                "-days",
+                "1",
+                "-set_serial",
+                &format!("0x{serial}"),
+                "-outform",
+                "DER",
+                "-out",
+                "c.der",
+            ],
         );
         let cert = Certificate::from_der(&std::fs::read(p.join("c.der")).unwrap()).unwrap();
-        assert_eq!(cert.serial_decimal(), decimal.as_str().unwrap(), "serial {hex_serial}");
+        assert_eq!(
+            cert.serial_decimal(),
+            decimal.as_str().unwrap(),
+            "serial {hex_serial}"
+        );
     }
 }

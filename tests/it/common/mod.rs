@@ -66,8 +66,14 @@ pub fn python() -> PathBuf {
             let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/python");
             p.is_file().then_some(p)
         })
-        .unwrap_or_else(|| panic!("the test venv is missing; run tests/run.sh, which creates tests/.venv"));
-    assert!(python.is_file(), "{} is missing; run tests/run.sh", python.display());
+        .unwrap_or_else(|| {
+            panic!("the test venv is missing; run tests/run.sh, which creates tests/.venv")
+        });
+    assert!(
+        python.is_file(),
+        "{} is missing; run tests/run.sh",
+        python.display()
+    );
     python
 }
 
@@ -91,5 +97,9 @@ pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
 
 /// Runs `openssl` with `args` in `dir`; it must succeed.
 pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    run_ok(Command::new(require_tool("openssl")).current_dir(dir).args(args))
+    run_ok(
+        Command::new(require_tool("openssl"))
+            .current_dir(dir)
+            .args(args),
+    )
 }
