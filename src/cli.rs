@@ -45,13 +45,9 @@ pub struct KeyArgs {
     pub private_key: Option<String>,
 
     /// Password of an encrypted PKCS#8 key or a PKCS#12 file. Visible to other local users
-    /// in the process list: prefer --pkcs8-password-file or the environment variable
-    #[arg(
-        long,
-        value_name = "PASSWORD",
-        env = "ROLESANYWHERE_PKCS8_PASSWORD",
-        hide_env_values = true
-    )]
+    /// in the process list: prefer --pkcs8-password-file or $ROLESANYWHERE_PKCS8_PASSWORD
+    /// (used when neither flag is given)
+    #[arg(long, value_name = "PASSWORD")]
     pub pkcs8_password: Option<String>,
 
     /// File holding the password of an encrypted key or PKCS#12 file (one trailing newline

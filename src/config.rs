@@ -12,6 +12,9 @@ use crate::identity::IdentitySpec;
 use crate::rolesanywhere::{ClientConfig, SessionParams};
 use crate::secret::Secret;
 
+/// The environment variable that may hold the key or PKCS#12 password.
+pub const PASSWORD_ENV: &str = "ROLESANYWHERE_PKCS8_PASSWORD";
+
 /// The identity flags as an [`IdentitySpec`], after refusing the official helper's flags
 /// for key stores this build does not have (rather than silently ignoring them).
 pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
@@ -19,6 +22,8 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
     for value in [&args.certificate, &args.private_key].into_iter().flatten() {
         refuse_store_uri(value)?;
     }
+    // The flags (mutually exclusive) win over the environment variable, which only fills
+    // in when neither is given: an exported variable must not block a flag.
     let password = match (&args.pkcs8_password, &args.pkcs8_password_file) {
         (Some(p), _) => Some(Secret::from(p.clone())),
         (None, Some(path)) => Some(Secret::from_file(path).map_err(|e| {
@@ -27,7 +32,7 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
                 path.display()
             ))
         })?),
-        (None, None) => None,
+        (None, None) => std::env::var(PASSWORD_ENV).ok().map(Secret::from),
     };
     // An empty password means "no password", as upstream documents, from every source:
     // an empty file must behave like `--pkcs8-password ""`.
