@@ -2,6 +2,7 @@
 
 mod common;
 mod emulator;
+mod emulator_clients;
 mod emulator_negative;
 mod identity_bad_input;
 mod identity_files;
