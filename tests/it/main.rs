@@ -4,6 +4,7 @@ mod common;
 mod emulator;
 mod emulator_clients;
 mod emulator_negative;
+mod emulator_pki;
 mod identity_bad_input;
 mod identity_files;
 mod kat;
