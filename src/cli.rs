@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Temporary AWS credentials from an X.509 certificate, through IAM Roles Anywhere.
 #[derive(Parser, Debug)]
-#[command(name = "rolesanywhere-helper", version, about, long_about = None)]
+// A flag given twice takes its last value, as with the official helper's flag parser, so
+// that wrapper scripts can append overrides.
+#[command(name = "rolesanywhere-helper", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

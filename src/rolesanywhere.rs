@@ -521,18 +521,19 @@ pub fn parse_error(header: Option<String>, body: &[u8], status: u16) -> (String,
     (error_type, message)
 }
 
+/// The rustls error behind a request failure, if any. It sits inside nested `io::Error`s,
+/// whose `source()` skips the wrapped error, so those are opened explicitly.
 fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
         {
-            return Some(tls);
+            return find_tls_error(inner);
         }
         current = err.source();
     }
