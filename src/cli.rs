@@ -18,6 +18,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Try everything on this machine: a dev PKI, the local emulator and a ready AWS profile
+    Demo(crate::cmd::demo::DemoArgs),
     /// Get credentials once and print them in the `credential_process` JSON format
     CredentialProcess(CredentialArgs),
     /// Sign a fixed test string with the private key, to check that the key works

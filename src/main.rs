@@ -22,6 +22,10 @@ fn main() -> ExitCode {
             logging::init(args.key.debug);
             cmd::credential_process::run(args)
         }
+        Command::Demo(args) => {
+            logging::init(false);
+            cmd::demo::run(args)
+        }
         Command::SignString(args) => {
             logging::init(args.key.debug);
             cmd::sign_string::run(args)

@@ -2,6 +2,7 @@
 //! library, and returns an [`Error`](crate::error::Error) worded for the user.
 
 pub mod credential_process;
+pub mod demo;
 pub mod read_certificate_data;
 pub mod sign_string;
 

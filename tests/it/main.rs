@@ -2,6 +2,7 @@
 
 mod common;
 mod credential_process;
+mod demo;
 mod emulator;
 mod emulator_clients;
 mod emulator_negative;
