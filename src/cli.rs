@@ -21,7 +21,7 @@ pub enum Command {
     /// Try everything on this machine: a dev PKI, the local emulator and a ready AWS profile
     Demo(crate::cmd::demo::DemoArgs),
     /// Get credentials once and print them in the `credential_process` JSON format
-    CredentialProcess(CredentialArgs),
+    CredentialProcess(Box<CredentialArgs>),
     /// Sign a fixed test string with the private key, to check that the key works
     SignString(SignStringArgs),
     /// Print the certificate's key type, base64 DER, decimal serial and algorithms as JSON

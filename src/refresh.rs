@@ -262,6 +262,39 @@ async fn run(
     }
 }
 
+/// The production source: re-reads the certificate and key files (so a renewed
+/// certificate is used without a restart) and calls CreateSession.
+pub struct SessionSource {
+    pub identity: crate::identity::IdentitySpec,
+    pub params: crate::rolesanywhere::SessionParams,
+    pub client: crate::rolesanywhere::Client,
+}
+
+impl CredentialSource for SessionSource {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
+        Box::pin(async move {
+            let identity =
+                crate::identity::Identity::load(&self.identity, OffsetDateTime::now_utc())
+                    .map_err(|e| FetchError {
+                        message: e.to_string(),
+                        permanent: true,
+                    })?;
+            let credentials = self
+                .client
+                .create_session(&identity, &self.params)
+                .await
+                .map_err(|e| FetchError {
+                    permanent: e.is_permanent(),
+                    message: e.to_string(),
+                })?;
+            Ok(Fetched {
+                credentials,
+                serial: identity.leaf().serial_decimal().to_owned(),
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -430,38 +463,5 @@ mod tests {
             calls < 200,
             "retries are bounded, no busy loop ({calls} calls)"
         );
-    }
-}
-
-/// The production source: re-reads the certificate and key files (so a renewed
-/// certificate is used without a restart) and calls CreateSession.
-pub struct SessionSource {
-    pub identity: crate::identity::IdentitySpec,
-    pub params: crate::rolesanywhere::SessionParams,
-    pub client: crate::rolesanywhere::Client,
-}
-
-impl CredentialSource for SessionSource {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
-        Box::pin(async move {
-            let identity =
-                crate::identity::Identity::load(&self.identity, OffsetDateTime::now_utc())
-                    .map_err(|e| FetchError {
-                        message: e.to_string(),
-                        permanent: true,
-                    })?;
-            let credentials = self
-                .client
-                .create_session(&identity, &self.params)
-                .await
-                .map_err(|e| FetchError {
-                    permanent: e.is_permanent(),
-                    message: e.to_string(),
-                })?;
-            Ok(Fetched {
-                credentials,
-                serial: identity.leaf().serial_decimal().to_owned(),
-            })
-        })
     }
 }
