@@ -950,3 +950,44 @@ fn endpoint_flag_wins_over_the_environment() {
     .env("AWS_ENDPOINT_URL_ROLESANYWHERE", setup.emulator.url());
     credentials(&common::run(&mut cmd));
 }
+
+#[test]
+fn fips_endpoint_keeps_the_plain_region_in_the_signature() {
+    let setup = Setup::new(KeyType::P256, false);
+    for fips in [vec!["--use-fips-endpoint"], vec![]] {
+        let mut cmd = helper();
+        cmd.args([
+            "credential-process",
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+            "--debug",
+        ])
+        .args(["--connect-timeout", "1", "--timeout", "1"])
+        .arg("--certificate")
+        .arg(setup.path("leaf.pem"))
+        .arg("--private-key")
+        .arg(setup.path("leaf.key"))
+        // No network here: the point is where the request would go and what it signs.
+        .env("HTTPS_PROXY", "http://127.0.0.1:9");
+        if fips.is_empty() {
+            cmd.env("AWS_USE_FIPS_ENDPOINT", "true");
+        } else {
+            cmd.args(&fips);
+        }
+        let out = common::run(&mut cmd);
+        assert_eq!(out.status.code(), Some(1));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.contains("https://rolesanywhere-fips.us-east-1.amazonaws.com"),
+            "{log}"
+        );
+        assert!(
+            log.contains("/us-east-1/rolesanywhere/aws4_request"),
+            "plain region in the scope: {log}"
+        );
+    }
+}
