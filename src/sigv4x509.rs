@@ -65,16 +65,8 @@ impl fmt::Display for Algorithm {
 
 /// `YYYYMMDD'T'HHMMSS'Z'` in UTC, the form of `X-Amz-Date`.
 pub fn amz_date(at: OffsetDateTime) -> String {
-    let t = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    at.to_offset(time::UtcOffset::UTC).format(format).unwrap_or_default()
 }
 
 /// Parses an `X-Amz-Date` value back into a time, for the verifier's skew check.

@@ -65,31 +65,41 @@ impl Setup {
         self.dir.path().join(name)
     }
 
+    /// `credential-process` with the three ARNs and nothing else.
+    fn arns_command() -> Command {
+        let mut cmd = helper();
+        cmd.args(["credential-process", "--trust-anchor-arn", TA])
+            .args(["--profile-arn", PROFILE, "--role-arn", ROLE]);
+        cmd
+    }
+
     /// `credential-process` with the three ARNs, the endpoint and the CA bundle set; the
     /// identity flags are left to the caller.
     pub fn command(&self) -> Command {
-        let mut cmd = helper();
-        cmd.args([
-            "credential-process",
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PROFILE,
-            "--role-arn",
-            ROLE,
-        ])
-        .args(["--endpoint", &self.emulator.url()])
-        .env("AWS_CA_BUNDLE", &self.ca_bundle);
+        let mut cmd = Self::arns_command();
+        cmd.args(["--endpoint", &self.emulator.url()])
+            .env("AWS_CA_BUNDLE", &self.ca_bundle);
         cmd
+    }
+
+    fn add_leaf<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.arg("--certificate")
+            .arg(self.path("leaf.pem"))
+            .arg("--private-key")
+            .arg(self.path("leaf.key"))
     }
 
     /// `command()` with the PKI's leaf and key.
     pub fn leaf_command(&self) -> Command {
         let mut cmd = self.command();
-        cmd.arg("--certificate")
-            .arg(self.path("leaf.pem"))
-            .arg("--private-key")
-            .arg(self.path("leaf.key"));
+        self.add_leaf(&mut cmd);
+        cmd
+    }
+
+    /// The ARNs and the leaf, with neither endpoint nor CA bundle.
+    pub fn bare_leaf_command(&self) -> Command {
+        let mut cmd = Self::arns_command();
+        self.add_leaf(&mut cmd);
         cmd
     }
 }
@@ -932,22 +942,9 @@ fn endpoint_flag_wins_over_the_environment() {
             .env("AWS_ENDPOINT_URL_ROLESANYWHERE", &dead),
     ));
     // ...and the environment is used when it is not.
-    let mut cmd = helper();
-    cmd.args([
-        "credential-process",
-        "--trust-anchor-arn",
-        TA,
-        "--profile-arn",
-        PROFILE,
-        "--role-arn",
-        ROLE,
-    ])
-    .arg("--certificate")
-    .arg(setup.path("leaf.pem"))
-    .arg("--private-key")
-    .arg(setup.path("leaf.key"))
-    .env("AWS_CA_BUNDLE", &setup.ca_bundle)
-    .env("AWS_ENDPOINT_URL_ROLESANYWHERE", setup.emulator.url());
+    let mut cmd = setup.bare_leaf_command();
+    cmd.env("AWS_CA_BUNDLE", &setup.ca_bundle)
+        .env("AWS_ENDPOINT_URL_ROLESANYWHERE", setup.emulator.url());
     credentials(&common::run(&mut cmd));
 }
 
@@ -955,24 +952,10 @@ fn endpoint_flag_wins_over_the_environment() {
 fn fips_endpoint_keeps_the_plain_region_in_the_signature() {
     let setup = Setup::new(KeyType::P256, false);
     for fips in [vec!["--use-fips-endpoint"], vec![]] {
-        let mut cmd = helper();
-        cmd.args([
-            "credential-process",
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PROFILE,
-            "--role-arn",
-            ROLE,
-            "--debug",
-        ])
-        .args(["--connect-timeout", "1", "--timeout", "1"])
-        .arg("--certificate")
-        .arg(setup.path("leaf.pem"))
-        .arg("--private-key")
-        .arg(setup.path("leaf.key"))
-        // No network here: the point is where the request would go and what it signs.
-        .env("HTTPS_PROXY", "http://127.0.0.1:9");
+        let mut cmd = setup.bare_leaf_command();
+        cmd.args(["--debug", "--connect-timeout", "1", "--timeout", "1"])
+            // No network here: the point is where the request would go and what it signs.
+            .env("HTTPS_PROXY", "http://127.0.0.1:9");
         if fips.is_empty() {
             cmd.env("AWS_USE_FIPS_ENDPOINT", "true");
         } else {
