@@ -293,7 +293,7 @@ mod tests {
             &date[..8],
             sigv4x509::hex_sha256(c.text.as_bytes())
         );
-        let mut k = hmac(format!("AWS4{secret}").as_bytes(), date[..8].as_bytes());
+        let mut k = hmac(format!("AWS4{secret}").as_bytes(), &date.as_bytes()[..8]);
         for p in ["us-west-2", "sts", "aws4_request"] {
             k = hmac(&k, p.as_bytes());
         }

@@ -70,7 +70,10 @@ fn ca_params(cn: &str, path_len: Option<u8>) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(path_len.map_or(BasicConstraints::Unconstrained, BasicConstraints::Constrained));
+    p.is_ca = IsCa::Ca(path_len.map_or(
+        BasicConstraints::Unconstrained,
+        BasicConstraints::Constrained,
+    ));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let now = OffsetDateTime::now_utc();
     p.not_before = now - time::Duration::days(1);
@@ -95,7 +98,9 @@ impl TestCa {
     pub fn intermediate(&self, cn: &str) -> Self {
         let params = ca_params(cn, Some(0));
         let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).unwrap();
+        let cert = params
+            .signed_by(&key, &Issuer::from_params(&self.params, &self.key))
+            .unwrap();
         Self {
             der: cert.der().to_vec(),
             pem: cert.pem(),
@@ -126,7 +131,9 @@ impl TestCa {
         p.serial_number = Some(SerialNumber::from_slice(&spec.serial.to_be_bytes()));
         p.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).unwrap();
+        let cert = p
+            .signed_by(&key, &Issuer::from_params(&self.params, &self.key))
+            .unwrap();
         TestIdentity::new(cert.der().to_vec(), &key.serialize_pem(), Vec::new())
     }
 
@@ -196,8 +203,12 @@ impl Outgoing {
 
 impl TestIdentity {
     pub fn new(leaf_der: Vec<u8>, key_pem: &str, chain: Vec<Vec<u8>>) -> Self {
-        let key = rolesanywhere_helper::identity::file::private_key(Path::new("test key"), key_pem.as_bytes(), None)
-            .unwrap();
+        let key = rolesanywhere_helper::identity::file::private_key(
+            Path::new("test key"),
+            key_pem.as_bytes(),
+            None,
+        )
+        .unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
         let serial = cert.tbs_certificate.serial.to_str_radix(10);
         let algorithm = match key {
@@ -220,10 +231,27 @@ impl TestIdentity {
 
     /// Signs `POST /sessions` with the ARNs in the query (as the official helper does).
     pub fn request(&self, emu: &Emulator, at: OffsetDateTime, body: &str) -> Outgoing {
-        self.request_with(&host(emu), REGION, at, &[("profileArn", PROFILE), ("roleArn", ROLE), ("trustAnchorArn", TA)], body)
+        self.request_with(
+            &host(emu),
+            REGION,
+            at,
+            &[
+                ("profileArn", PROFILE),
+                ("roleArn", ROLE),
+                ("trustAnchorArn", TA),
+            ],
+            body,
+        )
     }
 
-    pub fn request_with(&self, host: &str, region: &str, at: OffsetDateTime, query: &[(&str, &str)], body: &str) -> Outgoing {
+    pub fn request_with(
+        &self,
+        host: &str,
+        region: &str,
+        at: OffsetDateTime,
+        query: &[(&str, &str)],
+        body: &str,
+    ) -> Outgoing {
         let amz_date = sigv4x509::amz_date(at);
         let prepared = SessionRequest {
             host,
@@ -235,13 +263,26 @@ impl TestIdentity {
             chain_der: &self.chain,
         }
         .prepare(self.algorithm);
-        let signature = self.key.sign(prepared.string_to_sign.as_bytes(), Digest::Sha256).unwrap();
-        let mut headers: Vec<(String, String)> =
-            prepared.headers.iter().map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
-        headers.push(("authorization".into(), prepared.authorization(self.algorithm, &self.serial, &signature)));
+        let signature = self
+            .key
+            .sign(prepared.string_to_sign.as_bytes(), Digest::Sha256)
+            .unwrap();
+        let mut headers: Vec<(String, String)> = prepared
+            .headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.clone()))
+            .collect();
+        headers.push((
+            "authorization".into(),
+            prepared.authorization(self.algorithm, &self.serial, &signature),
+        ));
         let q = sigv4x509::canonical_query(query.iter().copied());
         Outgoing {
-            path_and_query: if q.is_empty() { "/sessions".into() } else { format!("/sessions?{q}") },
+            path_and_query: if q.is_empty() {
+                "/sessions".into()
+            } else {
+                format!("/sessions?{q}")
+            },
             headers,
             body: body.as_bytes().to_vec(),
         }
@@ -249,7 +290,9 @@ impl TestIdentity {
 
     /// Signs `string_to_sign` with the key (for hand-built requests).
     pub fn sign(&self, string_to_sign: &str) -> Vec<u8> {
-        self.key.sign(string_to_sign.as_bytes(), Digest::Sha256).unwrap()
+        self.key
+            .sign(string_to_sign.as_bytes(), Digest::Sha256)
+            .unwrap()
     }
 }
 
@@ -264,11 +307,16 @@ pub const BODY: &str = r#"{"durationSeconds":3600}"#;
 
 /// An emulator trusting `anchor` for any ARN of us-east-1.
 pub async fn start(anchor_pem: &str) -> Emulator {
-    Emulator::start(EmulatorConfig::single_anchor(anchor_pem, REGION).unwrap()).await.unwrap()
+    Emulator::start(EmulatorConfig::single_anchor(anchor_pem, REGION).unwrap())
+        .await
+        .unwrap()
 }
 
 /// An emulator with the anchor bound to [`TA`] and one profile [`PROFILE`] holding [`ROLE`].
-pub async fn start_with_profile(anchor_pem: &str, edit: impl FnOnce(&mut ProfileConfig)) -> Emulator {
+pub async fn start_with_profile(
+    anchor_pem: &str,
+    edit: impl FnOnce(&mut ProfileConfig),
+) -> Emulator {
     let mut config = EmulatorConfig::single_anchor(anchor_pem, REGION).unwrap();
     config.trust_anchors[0].arn = Some(TA.into());
     let mut profile = ProfileConfig {
@@ -298,13 +346,20 @@ impl Reply {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn error_type(&self) -> &str {
-        self.headers.get("x-amzn-errortype").map_or("", |v| v.to_str().unwrap())
+        self.headers
+            .get("x-amzn-errortype")
+            .map_or("", |v| v.to_str().unwrap())
     }
     pub fn message(&self) -> String {
-        self.json()["message"].as_str().unwrap_or_default().to_owned()
+        self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
     pub fn reason(&self) -> &str {
-        self.headers.get("x-emulator-reason").map_or("", |v| v.to_str().unwrap())
+        self.headers
+            .get("x-emulator-reason")
+            .map_or("", |v| v.to_str().unwrap())
     }
     /// Asserts a refusal: status, error type, message and (part of) the detailed reason.
     #[track_caller]
@@ -313,52 +368,91 @@ impl Reply {
         assert_eq!(self.status, status, "body {text}, reason {}", self.reason());
         assert_eq!(self.error_type(), error_type, "body {text}");
         assert_eq!(self.message(), message, "reason {}", self.reason());
-        assert_eq!(self.headers.get("content-type").unwrap(), "application/json");
+        assert_eq!(
+            self.headers.get("content-type").unwrap(),
+            "application/json"
+        );
         assert!(self.headers.contains_key("x-amzn-requestid"));
-        let reason = if self.reason().is_empty() { self.message() } else { self.reason().to_owned() };
-        assert!(reason.contains(reason_part), "reason {reason:?} lacks {reason_part:?}");
+        let reason = if self.reason().is_empty() {
+            self.message()
+        } else {
+            self.reason().to_owned()
+        };
+        assert!(
+            reason.contains(reason_part),
+            "reason {reason:?} lacks {reason_part:?}"
+        );
     }
 }
 
 fn tls_connector(emu: &Emulator) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
-    let pem = emu.ca_pem().expect("the emulator made its own TLS certificate");
+    let pem = emu
+        .ca_pem()
+        .expect("the emulator made its own TLS certificate");
     let ders = rolesanywhere_helper::emulator::EmulatorConfig::single_anchor(&pem, REGION)
         .unwrap()
         .trust_anchors
         .remove(0)
         .certificates_der;
     for der in ders {
-        roots.add(rustls_pki_types::CertificateDer::from(der)).unwrap();
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der))
+            .unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 async fn tls_stream(emu: &Emulator) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(emu.addr()).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap().to_owned();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1")
+        .unwrap()
+        .to_owned();
     tls_connector(emu).connect(name, tcp).await.unwrap()
 }
 
 /// Sends one request over a new HTTPS connection (the CA is verified, as a client must).
 pub async fn send(emu: &Emulator, method: &str, req: &Outgoing) -> Reply {
     let stream = tls_stream(emu).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let mut builder = hyper::Request::builder().method(method).uri(&req.path_and_query);
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(&req.path_and_query);
     for (n, v) in &req.headers {
         builder = builder.header(n, v);
     }
-    let reply = sender.send_request(builder.body(Full::new(Bytes::from(req.body.clone()))).unwrap()).await.unwrap();
+    let reply = sender
+        .send_request(
+            builder
+                .body(Full::new(Bytes::from(req.body.clone())))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     let status = reply.status().as_u16();
     let headers = reply.headers().clone();
-    let body = reply.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Reply { status, headers, body }
+    let body = reply
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub async fn post(emu: &Emulator, req: &Outgoing) -> Reply {
@@ -390,7 +484,10 @@ fn kat_pem(name: &str) -> String {
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {
-    x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap().1.contents
+    x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .unwrap()
+        .1
+        .contents
 }
 
 async fn kat_emulator(anchor: &str, at: &str) -> Emulator {
@@ -406,11 +503,20 @@ fn kat_rsa_request() -> Outgoing {
     Outgoing {
         path_and_query: format!("/sessions?{}", v["canonical_query"].as_str().unwrap()),
         headers: vec![
-            ("content-type".into(), v["content_type"].as_str().unwrap().into()),
+            (
+                "content-type".into(),
+                v["content_type"].as_str().unwrap().into(),
+            ),
             ("host".into(), v["host"].as_str().unwrap().into()),
-            ("x-amz-date".into(), v["x_amz_date"].as_str().unwrap().into()),
+            (
+                "x-amz-date".into(),
+                v["x_amz_date"].as_str().unwrap().into(),
+            ),
             ("x-amz-x509".into(), sigv4x509::certificate_header(&leaf)),
-            ("authorization".into(), v["authorization"].as_str().unwrap().into()),
+            (
+                "authorization".into(),
+                v["authorization"].as_str().unwrap().into(),
+            ),
         ],
         body: v["body"].as_str().unwrap().as_bytes().to_vec(),
     }
@@ -420,8 +526,17 @@ fn kat_rsa_request() -> Outgoing {
 async fn kat_rsa_request_is_accepted() {
     let emu = kat_emulator("rsa-root.crt", "20240706T113859Z").await;
     let reply = post(&emu, &kat_rsa_request()).await;
-    assert_eq!(reply.status, 201, "{}: {}", reply.reason(), String::from_utf8_lossy(&reply.body));
-    assert_eq!(reply.headers.get("content-type").unwrap(), "application/json");
+    assert_eq!(
+        reply.status,
+        201,
+        "{}: {}",
+        reply.reason(),
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        reply.headers.get("content-type").unwrap(),
+        "application/json"
+    );
     let json = reply.json();
     let set = &json["credentialSet"][0];
     let creds = &set["credentials"];
@@ -430,18 +545,37 @@ async fn kat_rsa_request_is_accepted() {
     assert_eq!(creds["secretAccessKey"].as_str().unwrap().len(), 40);
     assert!(creds["sessionToken"].as_str().unwrap().len() > 100);
     assert_eq!(creds["expiration"], "2024-07-06T12:38:59Z");
-    assert_eq!(set["roleArn"], "arn:aws:iam::291738886548:role/rolesanywhere1");
+    assert_eq!(
+        set["roleArn"],
+        "arn:aws:iam::291738886548:role/rolesanywhere1"
+    );
     assert_eq!(set["sourceIdentity"], "CN=alice-cert.domain.com");
     assert_eq!(set["packedPolicySize"], 0);
     // Default role session name: the serial (21) in lowercase hex.
-    assert_eq!(set["assumedRoleUser"]["arn"], "arn:aws:sts::291738886548:assumed-role/rolesanywhere1/15");
-    assert!(set["assumedRoleUser"]["assumedRoleId"].as_str().unwrap().ends_with(":15"));
-    assert!(json["subjectArn"].as_str().unwrap().starts_with("arn:aws:rolesanywhere:us-east-2:291738886548:subject/"));
+    assert_eq!(
+        set["assumedRoleUser"]["arn"],
+        "arn:aws:sts::291738886548:assumed-role/rolesanywhere1/15"
+    );
+    assert!(
+        set["assumedRoleUser"]["assumedRoleId"]
+            .as_str()
+            .unwrap()
+            .ends_with(":15")
+    );
+    assert!(
+        json["subjectArn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:rolesanywhere:us-east-2:291738886548:subject/")
+    );
     let log = emu.received();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].serial.as_deref(), Some("21"));
     assert_eq!(log[0].status, 201);
-    assert_eq!(log[0].signed_headers, ["content-type", "host", "x-amz-date", "x-amz-x509"]);
+    assert_eq!(
+        log[0].signed_headers,
+        ["content-type", "host", "x-amz-date", "x-amz-x509"]
+    );
     emu.shutdown().await;
 }
 
@@ -468,13 +602,19 @@ async fn kat_rsa_request_is_refused_when_any_signed_byte_changes() {
         }
     }
     // The query (each ARN), the path and the signature.
-    for (from, to) in [("profile%2F6f49", "profile%2F6f48"), ("role%2Frolesanywhere1", "role%2Frolesanywhere2"), ("trust-anchor%2Fa545", "trust-anchor%2Fa546")] {
+    for (from, to) in [
+        ("profile%2F6f49", "profile%2F6f48"),
+        ("role%2Frolesanywhere1", "role%2Frolesanywhere2"),
+        ("trust-anchor%2Fa545", "trust-anchor%2Fa546"),
+    ] {
         let mut r = original.clone();
         r.path_and_query = r.path_and_query.replace(from, to);
         variants.push((format!("query {to}"), r));
     }
     let mut r = original.clone();
-    let auth = r.header("authorization").replace("Signature=500d", "Signature=500e");
+    let auth = r
+        .header("authorization")
+        .replace("Signature=500d", "Signature=500e");
     r.set_header("authorization", &auth);
     variants.push(("signature".into(), r));
 
@@ -482,7 +622,12 @@ async fn kat_rsa_request_is_refused_when_any_signed_byte_changes() {
         let reply = post(&emu, request).await;
         assert_eq!(reply.status, 403, "{what} was accepted");
         assert_eq!(reply.error_type(), "AccessDeniedException", "{what}");
-        assert_eq!(reply.message(), "Invalid signature", "{what}: {}", reply.reason());
+        assert_eq!(
+            reply.message(),
+            "Invalid signature",
+            "{what}: {}",
+            reply.reason()
+        );
     }
     // And the original still passes: the refusals were about the changes.
     assert_eq!(post(&emu, &original).await.status, 201);
@@ -494,10 +639,10 @@ async fn kat_ecdsa_p384_request_is_accepted_with_sha256() {
     let v = kat();
     let (rsa, ec) = (&v["rsa"], &v["ecdsa_p384_verify_only"]);
     let leaf = pem_der(&kat_pem(ec["certificate"].as_str().unwrap()));
-    let query = rsa["canonical_query"]
-        .as_str()
-        .unwrap()
-        .replace("a545a1fc-5d86-4032-8f4c-61cdd6ff92da", "1cb4e36e-e4ad-4bbb-9b37-fdafb2cbe4fe");
+    let query = rsa["canonical_query"].as_str().unwrap().replace(
+        "a545a1fc-5d86-4032-8f4c-61cdd6ff92da",
+        "1cb4e36e-e4ad-4bbb-9b37-fdafb2cbe4fe",
+    );
     let date = ec["x_amz_date"].as_str().unwrap();
     let request = Outgoing {
         path_and_query: format!("/sessions?{query}"),
@@ -519,7 +664,10 @@ async fn kat_ecdsa_p384_request_is_accepted_with_sha256() {
     let emu = kat_emulator("ec-root.crt", date).await;
     let reply = post(&emu, &request).await;
     assert_eq!(reply.status, 201, "{}", reply.reason());
-    assert_eq!(reply.json()["credentialSet"][0]["assumedRoleUser"]["arn"], "arn:aws:sts::291738886548:assumed-role/rolesanywhere1/3");
+    assert_eq!(
+        reply.json()["credentialSet"][0]["assumedRoleUser"]["arn"],
+        "arn:aws:sts::291738886548:assumed-role/rolesanywhere1/3"
+    );
     emu.shutdown().await;
 }
 
@@ -536,11 +684,19 @@ async fn arns_in_the_json_body_and_chunked_bodies_are_accepted() {
     req.set_header("content-type", "application/x-amz-json-1.0");
     // Content-Type is signed: re-sign with the JSON 1.0 type as the Python library does.
     let reply = post(&emu, &req).await;
-    reply.assert_refused(403, "AccessDeniedException", "Invalid signature", "signature does not verify");
+    reply.assert_refused(
+        403,
+        "AccessDeniedException",
+        "Invalid signature",
+        "signature does not verify",
+    );
     let signed = id.request_with(&host(&emu), REGION, now(), &[], &body);
     let reply = post(&emu, &signed).await;
     assert_eq!(reply.status, 201, "{}", reply.reason());
-    let exp = reply.json()["credentialSet"][0]["credentials"]["expiration"].as_str().unwrap().to_owned();
+    let exp = reply.json()["credentialSet"][0]["credentials"]["expiration"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let exp = OffsetDateTime::parse(&exp, &time::format_description::well_known::Rfc3339).unwrap();
     assert!((exp - now() - time::Duration::seconds(900)).abs() < time::Duration::seconds(5));
 
@@ -551,14 +707,23 @@ async fn arns_in_the_json_body_and_chunked_bodies_are_accepted() {
     }
     raw.push_str("transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
     let (a, b) = body.split_at(10);
-    raw.push_str(&format!("{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n", a.len(), b.len()));
+    raw.push_str(&format!(
+        "{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    ));
     let answer = send_raw(&emu, raw.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
 
     // ARNs in both places with different values.
     let q = [("roleArn", "arn:aws:iam::123456789012:role/other")];
     let both = id.request_with(&host(&emu), REGION, now(), &q, &body);
-    post(&emu, &both).await.assert_refused(400, "ValidationException", "roleArn is given in the query string and in the body with different values", "different");
+    post(&emu, &both).await.assert_refused(
+        400,
+        "ValidationException",
+        "roleArn is given in the query string and in the body with different values",
+        "different",
+    );
     emu.shutdown().await;
 }
 
@@ -566,7 +731,10 @@ async fn arns_in_the_json_body_and_chunked_bodies_are_accepted() {
 async fn unordered_chain_with_extra_copies_builds_to_the_anchor() {
     let root = TestCa::root("chain root");
     let mid = root.intermediate("chain intermediate");
-    let leaf = mid.issue(CertSpec { cn: "chained", ..CertSpec::default() });
+    let leaf = mid.issue(CertSpec {
+        cn: "chained",
+        ..CertSpec::default()
+    });
     // Pool: the root copy first, then the leaf copy, then the intermediate.
     let pool = vec![root.der.clone(), leaf.leaf_der.clone(), mid.der.clone()];
     let id = leaf.with_chain(pool);
@@ -575,7 +743,10 @@ async fn unordered_chain_with_extra_copies_builds_to_the_anchor() {
     assert_eq!(reply.status, 201, "{}", reply.reason());
     let set = &reply.json()["credentialSet"][0];
     assert_eq!(set["sourceIdentity"], "CN=chained");
-    assert_eq!(set["assumedRoleUser"]["arn"], "arn:aws:sts::123456789012:assumed-role/dev-role/1234");
+    assert_eq!(
+        set["assumedRoleUser"]["arn"],
+        "arn:aws:sts::123456789012:assumed-role/dev-role/1234"
+    );
     assert_eq!(emu.received()[0].chain_len, 3);
     // A second call is served from the chain cache and still verified.
     assert_eq!(post(&emu, &id.request(&emu, now(), BODY)).await.status, 201);
@@ -592,7 +763,11 @@ async fn short_sessions_when_allowed_and_source_identity_rules() {
     config.min_duration_seconds = 1;
     let emu = Emulator::start(config).await.unwrap();
     // No CN: source identity is ID=<hex serial> padded to even length (291 -> ID=0123).
-    let id = root.issue(CertSpec { cn: "", serial: 291, ..CertSpec::default() });
+    let id = root.issue(CertSpec {
+        cn: "",
+        serial: 291,
+        ..CertSpec::default()
+    });
     let reply = post(&emu, &id.request(&emu, now(), r#"{"durationSeconds":20}"#)).await;
     // An empty CN still leaves a non-empty subject (CN=""), so the request passes.
     assert_eq!(reply.status, 201, "{}", reply.reason());
@@ -639,7 +814,11 @@ async fn faults_fail_delay_drop_and_malform_then_clear() {
         raw.push_str(&format!("{n}: {v}\r\n"));
     }
     raw.push_str(&format!("content-length: {}\r\n\r\n{BODY}", BODY.len()));
-    assert_eq!(send_raw(&emu, raw.as_bytes()).await, "", "the connection closes without an answer");
+    assert_eq!(
+        send_raw(&emu, raw.as_bytes()).await,
+        "",
+        "the connection closes without an answer"
+    );
 
     emu.faults().delay(Duration::from_millis(600));
     let started = std::time::Instant::now();
@@ -663,22 +842,45 @@ async fn control_routes_set_faults_and_list_requests_over_http() {
     let emu = start(&root.pem).await;
     let order = |body: &str| Outgoing {
         path_and_query: "/_emulator/faults".into(),
-        headers: vec![("host".into(), host(&emu)), ("content-type".into(), "application/json".into())],
+        headers: vec![
+            ("host".into(), host(&emu)),
+            ("content-type".into(), "application/json".into()),
+        ],
         body: body.as_bytes().to_vec(),
     };
-    assert_eq!(post(&emu, &order(r#"{"action":"fail_next","count":1,"status":500}"#)).await.status, 200);
+    assert_eq!(
+        post(
+            &emu,
+            &order(r#"{"action":"fail_next","count":1,"status":500}"#)
+        )
+        .await
+        .status,
+        200
+    );
     let r = post(&emu, &order(r#"{"action":"explode"}"#)).await;
     assert_eq!(r.status, 400);
     assert_eq!(post(&emu, &id.request(&emu, now(), BODY)).await.status, 500);
     assert_eq!(post(&emu, &id.request(&emu, now(), BODY)).await.status, 201);
-    let list = Outgoing { path_and_query: "/_emulator/received".into(), headers: vec![("host".into(), host(&emu))], body: Vec::new() };
+    let list = Outgoing {
+        path_and_query: "/_emulator/received".into(),
+        headers: vec![("host".into(), host(&emu))],
+        body: Vec::new(),
+    };
     let r = send(&emu, "GET", &list).await;
     let entries = r.json();
     assert_eq!(entries.as_array().unwrap().len(), 2);
     assert_eq!(entries[0]["status"], 500);
     assert_eq!(entries[1]["serial"], "4660");
     // Anything else is the unauthenticated 404.
-    let r = send(&emu, "GET", &Outgoing { path_and_query: "/".into(), ..list }).await;
+    let r = send(
+        &emu,
+        "GET",
+        &Outgoing {
+            path_and_query: "/".into(),
+            ..list
+        },
+    )
+    .await;
     assert_eq!(r.status, 404);
     emu.shutdown().await;
 }

@@ -14,7 +14,9 @@ use crate::emulator::*;
 
 /// Runs a blocking command off the async runtime (the emulator serves on it meanwhile).
 async fn output(mut cmd: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || common::run(&mut cmd)).await.unwrap()
+    tokio::task::spawn_blocking(move || common::run(&mut cmd))
+        .await
+        .unwrap()
 }
 
 async fn python_gets_credentials(key_type: KeyType, intermediate: bool) {
@@ -31,19 +33,28 @@ async fn python_gets_credentials(key_type: KeyType, intermediate: bool) {
     std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
 
     let mut cmd = Command::new(common::python());
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rolesanywhere_session_client.py"))
-        .args(["--endpoint", &host(&emu), "--region", REGION])
-        .args(["--profile-arn", PROFILE, "--role-arn", ROLE, "--trust-anchor-arn", TA])
-        .arg("--ca")
-        .arg(&ca)
-        .arg("--certificate")
-        .arg(dir.path().join("leaf.pem"))
-        .arg("--private-key")
-        .arg(dir.path().join("leaf.key"))
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rolesanywhere_session_client.py"),
+    )
+    .args(["--endpoint", &host(&emu), "--region", REGION])
+    .args([
+        "--profile-arn",
+        PROFILE,
+        "--role-arn",
+        ROLE,
+        "--trust-anchor-arn",
+        TA,
+    ])
+    .arg("--ca")
+    .arg(&ca)
+    .arg("--certificate")
+    .arg(dir.path().join("leaf.pem"))
+    .arg("--private-key")
+    .arg(dir.path().join("leaf.key"))
+    .env_remove("AWS_PROFILE")
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    .env("AWS_EC2_METADATA_DISABLED", "true");
     if intermediate {
         cmd.arg("--chain").arg(dir.path().join("leaf-chain.pem"));
     }
@@ -57,14 +68,27 @@ async fn python_gets_credentials(key_type: KeyType, intermediate: bool) {
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // The library sends the ARNs in the JSON body, with application/x-amz-json-1.0.
     // botocore may refresh once more before use; every attempt must have been accepted.
-    assert!(!log.is_empty() && log.iter().all(|r| r.status == 201), "{log:?}");
+    assert!(
+        !log.is_empty() && log.iter().all(|r| r.status == 201),
+        "{log:?}"
+    );
     assert!(log[0].query.is_empty());
-    assert!(log[0].body.contains("\"trustAnchorArn\": "), "{}", log[0].body);
+    assert!(
+        log[0].body.contains("\"trustAnchorArn\": "),
+        "{}",
+        log[0].body
+    );
     assert_eq!(log[0].chain_len, usize::from(intermediate));
     let serial_hex = {
-        let der = x509_parser::pem::parse_x509_pem(pki.leaf_pem().as_bytes()).unwrap().1.contents;
+        let der = x509_parser::pem::parse_x509_pem(pki.leaf_pem().as_bytes())
+            .unwrap()
+            .1
+            .contents;
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-        assert_eq!(log[0].serial.as_deref(), Some(cert.tbs_certificate.serial.to_str_radix(10).as_str()));
+        assert_eq!(
+            log[0].serial.as_deref(),
+            Some(cert.tbs_certificate.serial.to_str_radix(10).as_str())
+        );
         cert.tbs_certificate.serial.to_str_radix(16)
     };
     assert_eq!(
@@ -98,16 +122,23 @@ async fn python_library_ec_leaf_through_intermediate() {
 
 fn aws_cli(emu_url: &str, ca: &Path, key: &str, secret: &str, token: &str) -> Command {
     let mut cmd = Command::new(common::require_tool("aws"));
-    cmd.args(["sts", "get-caller-identity", "--output", "json", "--region", "eu-west-1"])
-        .args(["--endpoint-url", emu_url])
-        .env("AWS_CA_BUNDLE", ca)
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_SESSION_TOKEN", token)
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd.args([
+        "sts",
+        "get-caller-identity",
+        "--output",
+        "json",
+        "--region",
+        "eu-west-1",
+    ])
+    .args(["--endpoint-url", emu_url])
+    .env("AWS_CA_BUNDLE", ca)
+    .env("AWS_ACCESS_KEY_ID", key)
+    .env("AWS_SECRET_ACCESS_KEY", secret)
+    .env("AWS_SESSION_TOKEN", token)
+    .env_remove("AWS_PROFILE")
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    .env("AWS_EC2_METADATA_DISABLED", "true");
     cmd
 }
 
@@ -130,9 +161,16 @@ async fn aws_cli_get_caller_identity_with_issued_credentials() {
     std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
 
     let out = output(aws_cli(&emu.url(), &ca, &key, &secret, &token)).await;
-    assert!(out.status.success(), "aws failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(identity["Arn"], "arn:aws:sts::123456789012:assumed-role/dev-role/1234");
+    assert_eq!(
+        identity["Arn"],
+        "arn:aws:sts::123456789012:assumed-role/dev-role/1234"
+    );
     assert_eq!(identity["Account"], "123456789012");
     assert!(identity["UserId"].as_str().unwrap().starts_with("AROA"));
 
@@ -158,7 +196,13 @@ async fn emulate_binary_prints_its_url_takes_faults_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     pki.write(dir.path()).unwrap();
     let mut child = common::helper()
-        .args(["emulate", "--port", "0", "--allow-short-sessions", "--trust-anchor"])
+        .args([
+            "emulate",
+            "--port",
+            "0",
+            "--allow-short-sessions",
+            "--trust-anchor",
+        ])
         .arg(dir.path().join("root-ca.pem"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -166,7 +210,10 @@ async fn emulate_binary_prints_its_url_takes_faults_and_stops_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    let url = first.strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first}")).to_owned();
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {first}"))
+        .to_owned();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let second = lines.next().unwrap().unwrap();
     assert!(second.contains("AWS_CA_BUNDLE="), "{second}");
@@ -176,26 +223,50 @@ async fn emulate_binary_prints_its_url_takes_faults_and_stops_on_sigterm() {
     // Drive it with curl: a fault order, then a request that gets the fault.
     let curl = |args: &[&str]| {
         let mut cmd = Command::new(common::require_tool("curl"));
-        cmd.args(["-sS", "--cacert", &ca_file, "-o", "-", "-w", "\n%{http_code}"]).args(args);
+        cmd.args([
+            "-sS",
+            "--cacert",
+            &ca_file,
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args);
         String::from_utf8(common::run_ok(&mut cmd)).unwrap()
     };
     let fault = format!("{url}/_emulator/faults");
-    let answer = curl(&["-X", "POST", "--data", r#"{"action":"fail_next","count":1,"status":503}"#, &fault]);
+    let answer = curl(&[
+        "-X",
+        "POST",
+        "--data",
+        r#"{"action":"fail_next","count":1,"status":503}"#,
+        &fault,
+    ]);
     assert!(answer.ends_with("200"), "{answer}");
     let sessions = format!("{url}/sessions");
     let answer = curl(&["-X", "POST", "--data", "{}", &sessions]);
     assert!(answer.ends_with("503"), "{answer}");
     // The next one is verified (and refused: it is not signed).
     let answer = curl(&["-X", "POST", "--data", "{}", &sessions]);
-    assert!(answer.ends_with("403") && answer.contains("Invalid signature"), "{answer}");
+    assert!(
+        answer.ends_with("403") && answer.contains("Invalid signature"),
+        "{answer}"
+    );
     let log = curl(&[&format!("{url}/_emulator/received")]);
-    assert!(log.contains("\"status\":503") && log.contains("\"status\":403"), "{log}");
+    assert!(
+        log.contains("\"status\":503") && log.contains("\"status\":403"),
+        "{log}"
+    );
     assert!(ca_pem.contains("BEGIN CERTIFICATE"));
 
     common::run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     let status = child.wait().unwrap();
     assert!(status.success(), "emulate exited with {status}");
-    assert!(!Path::new(&ca_file).exists(), "the CA file is removed on exit");
+    assert!(
+        !Path::new(&ca_file).exists(),
+        "the CA file is removed on exit"
+    );
 }
 
 #[tokio::test]
@@ -208,11 +279,19 @@ async fn emulate_binary_refuses_a_non_ca_anchor_with_a_clear_error() {
         rolesanywhere_helper::sigv4x509::certificate_header(&leaf.leaf_der)
     );
     std::fs::write(dir.path().join("leaf.pem"), pem).unwrap();
-    let out = common::run(common::helper().args(["emulate", "--trust-anchor"]).arg(dir.path().join("leaf.pem")));
+    let out = common::run(
+        common::helper()
+            .args(["emulate", "--trust-anchor"])
+            .arg(dir.path().join("leaf.pem")),
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not a CA certificate"), "{err}");
     // In process, the same check.
-    let config = EmulatorConfig::single_anchor(&std::fs::read_to_string(dir.path().join("leaf.pem")).unwrap(), REGION).unwrap();
+    let config = EmulatorConfig::single_anchor(
+        &std::fs::read_to_string(dir.path().join("leaf.pem")).unwrap(),
+        REGION,
+    )
+    .unwrap();
     assert!(Emulator::start(config).await.is_err());
 }
