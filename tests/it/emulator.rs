@@ -682,7 +682,7 @@ async fn arns_in_the_json_body_and_chunked_bodies_are_accepted() {
     let body = serde_json::json!({"durationSeconds": 900, "profileArn": PROFILE, "roleArn": ROLE, "trustAnchorArn": TA}).to_string();
     let mut req = id.request_with(&host(&emu), REGION, now(), &[], &body);
     req.set_header("content-type", "application/x-amz-json-1.0");
-    // Content-Type is signed: re-sign with the JSON 1.0 type as the Python library does.
+    // Content-Type is signed: changing it after signing breaks the signature.
     let reply = post(&emu, &req).await;
     reply.assert_refused(
         403,
