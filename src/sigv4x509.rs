@@ -66,7 +66,9 @@ impl fmt::Display for Algorithm {
 /// `YYYYMMDD'T'HHMMSS'Z'` in UTC, the form of `X-Amz-Date`.
 pub fn amz_date(at: OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    at.to_offset(time::UtcOffset::UTC).format(format).unwrap_or_default()
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
 }
 
 /// Parses an `X-Amz-Date` value back into a time, for the verifier's skew check.

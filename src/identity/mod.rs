@@ -179,8 +179,11 @@ impl Identity {
 /// RFC 3339 in UTC with whole seconds, e.g. `2026-01-02T03:04:05Z`: the form SDKs parse
 /// most strictly (botocore wants exactly `%Y-%m-%dT%H:%M:%SZ`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.to_offset(time::UtcOffset::UTC).format(format).unwrap_or_default()
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
 }
 
 /// Reads the key and every certificate offered for the leaf, following the official
