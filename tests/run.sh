@@ -49,4 +49,5 @@ if [ "${1:-}" = "--" ]; then
   shift
   filter=("$@")
 fi
-cargo test --locked -- "${filter[@]}"
+# The library's unit tests, then the one integration crate (last, so its summary closes the run).
+cargo test --locked --lib --test it -- "${filter[@]}"
