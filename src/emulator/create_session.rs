@@ -436,15 +436,7 @@ pub fn source_identity(leaf: &Cert) -> String {
 fn subject_id(leaf: &Cert) -> String {
     use sha2::Digest as _;
     let d = sha2::Sha256::digest(leaf.subject.as_bytes());
-    let h = hex::encode(&d[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    super::server::uuid_shaped(&d[..16])
 }
 
 #[cfg(test)]

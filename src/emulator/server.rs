@@ -336,15 +336,22 @@ fn claimed_serial(state: &State, headers: &hyper::HeaderMap) -> Option<String> {
     })
 }
 
-fn control_faults(state: &State, peer: SocketAddr, body: &[u8], rid: &str) -> Answer {
-    if !peer.ip().is_loopback() {
-        return error_answer(
+/// The control routes change the emulator's behaviour: only loopback peers may use them.
+fn refuse_remote(peer: SocketAddr, rid: &str) -> Option<Answer> {
+    (!peer.ip().is_loopback()).then(|| {
+        error_answer(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
             "control routes answer loopback peers only",
             None,
             rid,
-        );
+        )
+    })
+}
+
+fn control_faults(state: &State, peer: SocketAddr, body: &[u8], rid: &str) -> Answer {
+    if let Some(refusal) = refuse_remote(peer, rid) {
+        return refusal;
     }
     let order: FaultOrder = match serde_json::from_slice(body) {
         Ok(o) => o,
@@ -376,14 +383,8 @@ fn control_faults(state: &State, peer: SocketAddr, body: &[u8], rid: &str) -> An
 }
 
 fn control_received(state: &State, peer: SocketAddr, rid: &str) -> Answer {
-    if !peer.ip().is_loopback() {
-        return error_answer(
-            StatusCode::FORBIDDEN,
-            "AccessDeniedException",
-            "control routes answer loopback peers only",
-            None,
-            rid,
-        );
+    if let Some(refusal) = refuse_remote(peer, rid) {
+        return refusal;
     }
     let json = serde_json::to_vec(&state.received()).unwrap_or_else(|_| b"[]".to_vec());
     respond(StatusCode::OK, "application/json", Bytes::from(json), rid)
@@ -456,13 +457,19 @@ fn respond(status: StatusCode, content_type: &'static str, body: Bytes, rid: &st
 /// A UUID-shaped request id.
 fn request_id() -> String {
     let bytes = super::sessions::random_bytes(16).unwrap_or_else(|_| vec![0; 16]);
+    uuid_shaped(&bytes)
+}
+
+/// 16 bytes written as `8-4-4-4-12` lowercase hex, the shape of AWS request and subject ids.
+pub(super) fn uuid_shaped(bytes: &[u8]) -> String {
     let h = hex::encode(bytes);
+    let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default().to_owned();
     format!(
         "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
+        part(0..8),
+        part(8..12),
+        part(12..16),
+        part(16..20),
+        part(20..32)
     )
 }
