@@ -182,15 +182,7 @@ impl Cert {
         if self.subject_raw.len() <= 2 {
             return Err(format!("{who} has an empty subject"));
         }
-        if let CertSignature::Weak(name) = &self.signature_alg {
-            return Err(format!(
-                "{who} is signed with {name}; MD5 and SHA-1 signatures are refused"
-            ));
-        }
-        if let Some(oid) = &self.unknown_critical {
-            return Err(format!("{who} has an unknown critical extension {oid}"));
-        }
-        Ok(())
+        self.check_signature_and_extensions(&who)
     }
 
     /// Checks the CA profile (trust anchors and intermediates): CA:true, keyCertSign when
@@ -213,6 +205,12 @@ impl Cert {
             }
             _ => {}
         }
+        self.check_signature_and_extensions(&who)
+    }
+
+    /// The rules every certificate on the path follows: a strong signature algorithm and no
+    /// critical extension this verifier does not understand.
+    fn check_signature_and_extensions(&self, who: &str) -> Result<(), String> {
         if let CertSignature::Weak(name) = &self.signature_alg {
             return Err(format!(
                 "{who} is signed with {name}; MD5 and SHA-1 signatures are refused"
