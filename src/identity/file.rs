@@ -283,6 +283,7 @@ pub fn pkcs12(
 }
 
 /// What went wrong with key bytes, before the file name is attached.
+#[derive(Debug)]
 enum KeyProblem {
     Unsupported(String),
     Malformed(String),
@@ -355,9 +356,11 @@ fn encrypted_pkcs8_key(der: &[u8], password: Option<&Secret>) -> Result<PrivateK
     let plain =
         info.decrypt(password.expose().as_bytes())
             .map_err(|e| match e {
-                pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed) => {
-                    KeyProblem::WrongPassword
-                }
+                // The structure parsed above, so an ASN.1 error here is about the plaintext:
+                // a wrong password that happened to leave valid CBC padding (about one time
+                // in 256) decrypts to bytes that are not DER.
+                pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed)
+                | pkcs8::Error::Asn1(_) => KeyProblem::WrongPassword,
                 pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { oid })
                 | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid {
                     oid,
@@ -493,4 +496,29 @@ fn sec1_has_explicit_parameters(der: &[u8]) -> bool {
         matches!(&f.content, BerObjectContent::Unknown(any)
             if any.tag().0 == 0 && any.data.first() == Some(&0x30))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::Encode;
+
+    /// Ciphertext that decrypts with valid padding to bytes that are not a key is what a wrong
+    /// password produces about once in 256 tries; it must read as a wrong password.
+    #[test]
+    fn garbage_plaintext_reads_as_a_wrong_password() {
+        let scheme = pkcs5::EncryptionScheme::from(
+            pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(1000, b"saltsalt", [7; 16])
+                .unwrap(),
+        );
+        let ciphertext = scheme.encrypt("pw", b"this is not DER at all").unwrap();
+        let info = pkcs8::EncryptedPrivateKeyInfo {
+            encryption_algorithm: scheme,
+            encrypted_data: der::asn1::OctetString::new(ciphertext).unwrap(),
+        };
+        let der = info.to_der().unwrap();
+        let password = Secret::from("pw".to_owned());
+        let problem = encrypted_pkcs8_key(&der, Some(&password)).unwrap_err();
+        assert!(matches!(problem, KeyProblem::WrongPassword), "{problem:?}");
+    }
 }
