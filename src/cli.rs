@@ -22,6 +22,9 @@ pub enum Command {
     Demo(crate::cmd::demo::DemoArgs),
     /// Get credentials once and print them in the `credential_process` JSON format
     CredentialProcess(Box<CredentialArgs>),
+    /// Keep credentials fresh in memory and serve them to SDKs on a local IMDSv2-compatible
+    /// endpoint and, optionally, an ECS container-credentials endpoint
+    Serve(Box<ServeArgs>),
     /// Sign a fixed test string with the private key, to check that the key works
     SignString(SignStringArgs),
     /// Print the certificate's key type, base64 DER, decimal serial and algorithms as JSON
@@ -222,4 +225,47 @@ pub struct CredentialArgs {
     /// Seconds one attempt may take in all; up to 3 attempts are made [this project's own flag]
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
+}
+
+/// The flags of `serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
+    /// Port of the IMDS endpoint; 0 picks a free one [default: 9911]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Address to listen on, such as 127.0.0.1, ::1 or [::1]. Anything but loopback
+    /// exposes the credentials to the network [default: 127.0.0.1] [this project's own flag]
+    #[arg(long, value_name = "ADDRESS")]
+    pub bind: Option<String>,
+
+    /// IP TTL / hop limit of the replies; 1 keeps them from crossing a router, as EC2's
+    /// IMDSv2 does for containers [default: 64]
+    #[arg(long, value_name = "HOPS")]
+    pub hop_limit: Option<u32>,
+
+    /// Also serve the role on an ECS container-credentials path, and write the token that
+    /// path requires to FILE (mode 0600, no newline), for AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE
+    /// [this project's own flag]
+    #[arg(long, value_name = "FILE")]
+    pub ecs_token_file: Option<PathBuf>,
+
+    /// Group (name or number) that may read the ECS token file (mode 0640)
+    /// [this project's own flag]
+    #[arg(long, value_name = "GROUP", requires = "ecs_token_file")]
+    pub ecs_token_group: Option<String>,
+
+    /// Serve several roles, each with its own identity, ARNs and endpoints, from a TOML
+    /// file (see the README); replaces the identity, ARN, port and ECS flags
+    /// [this project's own flag]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Most client connections held at once; more wait in the kernel's queue
+    /// [default: 4096] [this project's own flag]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 }

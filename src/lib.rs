@@ -19,4 +19,6 @@ pub mod pki;
 pub mod refresh;
 pub mod rolesanywhere;
 pub mod secret;
+pub mod serve;
+pub mod signals;
 pub mod sigv4x509;

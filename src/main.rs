@@ -22,6 +22,10 @@ fn main() -> ExitCode {
             logging::init(args.key.debug);
             cmd::credential_process::run(args)
         }
+        Command::Serve(args) => {
+            logging::init(args.credentials.key.debug);
+            cmd::serve::run(args)
+        }
         Command::Demo(args) => {
             logging::init(false);
             cmd::demo::run(args)

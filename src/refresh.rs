@@ -96,6 +96,16 @@ pub struct Handle {
 impl Handle {
     /// The credentials to hand out now, if they are still worth handing out.
     pub fn current(&self, now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable> {
+        self.current_with_receipt(now)
+            .map(|(credentials, _)| credentials)
+    }
+
+    /// Like [`current`](Self::current), with when the credentials were received (IMDS
+    /// reports it as `LastUpdated`).
+    pub fn current_with_receipt(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<(Arc<Credentials>, OffsetDateTime), Unavailable> {
         match &*self.rx.borrow() {
             State::Starting { last_error } => Err(Unavailable::NotYet(last_error.clone())),
             State::Stopped { error } => Err(Unavailable::Stopped(error.clone())),
@@ -105,7 +115,7 @@ impl Handle {
                 last_error,
             } => {
                 if servable(credentials, *received, now) {
-                    Ok(credentials.clone())
+                    Ok((credentials.clone(), *received))
                 } else {
                     Err(Unavailable::Stale(
                         last_error

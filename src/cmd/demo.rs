@@ -159,7 +159,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     );
     super::print(out.as_bytes())?;
 
-    wait_for_stop().await;
+    crate::signals::stop_requested().await;
     emulator.shutdown().await;
     drop(folder);
     Ok(())
@@ -175,20 +175,4 @@ fn profile(pki: &Path, url: &str) -> Result<String> {
         pki.join("leaf-fullchain.pem").display(),
         pki.join("leaf.key").display(),
     ))
-}
-
-/// Returns on Ctrl-C or SIGTERM.
-async fn wait_for_stop() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }

@@ -4,6 +4,7 @@
 pub mod credential_process;
 pub mod demo;
 pub mod read_certificate_data;
+pub mod serve;
 pub mod sign_string;
 
 use std::io::Write as _;

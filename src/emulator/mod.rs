@@ -318,7 +318,7 @@ pub fn run(args: &EmulateArgs) -> crate::error::Result<()> {
         };
         out.flush()?;
         drop(out);
-        wait_for_signal().await;
+        crate::signals::stop_requested().await;
         tracing::info!("emulator: stopping");
         emulator.shutdown().await;
         if let Some(path) = ca_file {
@@ -350,19 +350,4 @@ fn write_ca_file(pem: &str, port: u16) -> Result<PathBuf, EmulatorError> {
             source,
         })?;
     Ok(path)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -67,16 +67,30 @@ impl Setup {
 
     /// `credential-process` with the three ARNs and nothing else.
     fn arns_command() -> Command {
+        Self::arns_subcommand("credential-process")
+    }
+
+    /// The given subcommand with the three ARNs and nothing else.
+    fn arns_subcommand(subcommand: &str) -> Command {
         let mut cmd = helper();
-        cmd.args(["credential-process", "--trust-anchor-arn", TA])
-            .args(["--profile-arn", PROFILE, "--role-arn", ROLE]);
+        cmd.args([subcommand, "--trust-anchor-arn", TA]).args([
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+        ]);
         cmd
     }
 
     /// `credential-process` with the three ARNs, the endpoint and the CA bundle set; the
     /// identity flags are left to the caller.
     pub fn command(&self) -> Command {
-        let mut cmd = Self::arns_command();
+        self.endpoint_subcommand("credential-process")
+    }
+
+    /// The given subcommand with the three ARNs, the endpoint and the CA bundle.
+    fn endpoint_subcommand(&self, subcommand: &str) -> Command {
+        let mut cmd = Self::arns_subcommand(subcommand);
         cmd.args(["--endpoint", &self.emulator.url()])
             .env("AWS_CA_BUNDLE", &self.ca_bundle);
         cmd
@@ -87,6 +101,14 @@ impl Setup {
             .arg(self.path("leaf.pem"))
             .arg("--private-key")
             .arg(self.path("leaf.key"))
+    }
+
+    /// `subcommand` (`serve`, `update`) with the ARNs, the endpoint, the CA bundle and the
+    /// PKI's leaf and key.
+    pub fn leaf_subcommand(&self, subcommand: &str) -> Command {
+        let mut cmd = self.endpoint_subcommand(subcommand);
+        self.add_leaf(&mut cmd);
+        cmd
     }
 
     /// `command()` with the PKI's leaf and key.

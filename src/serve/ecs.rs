@@ -1,0 +1,170 @@
+//! The ECS container-credentials endpoint: `GET /ecs/<name>` with the role's token as the
+//! whole `Authorization` header, as SDKs send it from `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`
+//! (verbatim, no `Bearer` prefix). Each role has its own random token, made at start and
+//! written to a file only its consumers can read, so a local process that can reach the
+//! port but not the file gets nothing.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use hyper::http::{HeaderMap, Method, StatusCode};
+use subtle::ConstantTimeEq as _;
+use time::OffsetDateTime;
+
+use super::ServedRole;
+use super::http::{Reply, unavailable};
+use crate::secret::Secret;
+
+/// The path prefix of the per-role endpoints.
+pub const PREFIX: &str = "/ecs/";
+
+/// The path at which a role named `name` is served.
+pub fn path(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+/// A new random token: 32 bytes, URL-safe base64, valid as a header value.
+pub fn new_token() -> Secret {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random number generator works");
+    Secret::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Answers `GET /ecs/<name>` for `role`, whose token is `token`.
+pub fn handle(role: &ServedRole, token: &Secret, method: &Method, headers: &HeaderMap) -> Reply {
+    if method != Method::GET {
+        return Reply::method_not_allowed("GET");
+    }
+    let Some(given) = headers.get(hyper::header::AUTHORIZATION) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "the Authorization header is missing",
+        );
+    };
+    // Constant time, so response timing does not leak how much of a guess was right.
+    if !bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the Authorization header does not match",
+        );
+    }
+    match role.handle.current(OffsetDateTime::now_utc()) {
+        Ok(credentials) => Reply::bytes(StatusCode::OK, "application/json", credentials.ecs_json()),
+        Err(why) => unavailable(&role.name, &why),
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Reply {
+    let body = serde_json::json!({ "Code": "AccessDenied", "Message": message });
+    Reply::bytes(status, "application/json", body.to_string())
+}
+
+/// Writes `token` to `path` with no trailing newline (SDKs refuse one), readable by the
+/// owner only, or also by `group` when one is given (mode 0640). The file is written beside
+/// the target and renamed over it, so a reader never sees a half-written token.
+pub fn write_token_file(path: &Path, token: &Secret, group: Option<u32>) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
+    })?;
+    let mut temp = PathBuf::from(dir);
+    temp.push(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        if let Some(gid) = group {
+            std::os::unix::fs::fchown(&file, None, Some(gid))?;
+            file.set_permissions(fs::Permissions::from_mode(0o640))?;
+        }
+        file.write_all(token.expose().as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// A group given by name or number, as the token file's group.
+pub fn resolve_group(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let name = std::ffi::CString::new(group).map_err(|_| format!("bad group name {group:?}"))?;
+    let mut entry: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; getgrnam_r writes only into `entry` and
+    // `buf` (whose length is passed) and sets `found` to `&entry` or null.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return Err(format!("no group named {group:?} on this system"));
+    }
+    Ok(entry.gr_gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_has_no_newline_and_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let token = new_token();
+        write_token_file(&path, &token, None).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), token.expose());
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Rewriting replaces the token in place.
+        let second = new_token();
+        write_token_file(&path, &second, None).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), second.expose());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn token_file_with_a_group_is_0640() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        write_token_file(&path, &new_token(), Some(gid)).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), gid);
+    }
+
+    #[test]
+    fn groups_resolve_by_name_and_number() {
+        assert_eq!(resolve_group("0"), Ok(0));
+        assert_eq!(resolve_group("root"), Ok(0));
+        assert!(resolve_group("no-such-group-here").is_err());
+    }
+}

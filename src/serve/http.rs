@@ -1,0 +1,147 @@
+//! The HTTP side of the daemon: accepting connections (with a bound on how many, the reply
+//! hop limit, and timeouts so a silent client cannot hold a slot forever) and the small
+//! reply type the protocol modules build.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::http::{HeaderValue, Response, StatusCode};
+use hyper::{Request, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::Site;
+use crate::refresh::Unavailable;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-connection read buffer cap: requests here are a few hundred bytes, and a small cap
+/// keeps a thousand idle connections cheap.
+const MAX_BUF_SIZE: usize = 16 * 1024;
+
+/// A response under construction.
+pub struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn bytes(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn text(status: StatusCode, body: impl Into<String>) -> Self {
+        Self::bytes(status, "text/plain", body.into())
+    }
+
+    pub fn not_found() -> Self {
+        Self::text(StatusCode::NOT_FOUND, "Not Found")
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+            .header("allow", allow.to_owned())
+    }
+
+    pub fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// 503 with a JSON `Code`/`Message` body: SDKs retry a 5xx, and the Rust SDK shows the
+/// message. The message says why (the last CreateSession error), never a secret.
+pub fn unavailable(role: &str, why: &Unavailable) -> Reply {
+    let body = serde_json::json!({
+        "Code": "CredentialsUnavailable",
+        "Message": format!("role {role}: {why}"),
+    });
+    Reply::bytes(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "application/json",
+        body.to_string(),
+    )
+}
+
+/// Accepts connections on `listener` until the task is dropped, at most `limit` at once
+/// (further clients wait in the kernel's backlog, costing nothing here).
+pub async fn accept_loop(listener: TcpListener, site: Arc<Site>, limit: Arc<Semaphore>) {
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Running out of descriptors is transient; back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if let Err(e) = set_hop_limit(&stream, peer, site.hop_limit) {
+            tracing::warn!(error = %e, %peer, "cannot set the reply hop limit; closing the connection");
+            continue;
+        }
+        let site = site.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let reply = site.answer(&request);
+                async move { Ok::<_, Infallible>(reply.into_response()) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_BUF_SIZE)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Sets the IP TTL (IPv4) or unicast hop limit (IPv6) of the replies, as `--hop-limit`
+/// asks; 1 keeps replies from crossing a router (EC2's IMDSv2 default for containers).
+fn set_hop_limit(stream: &TcpStream, peer: SocketAddr, hops: u32) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    if peer.is_ipv6() {
+        socket.set_unicast_hops_v6(hops)
+    } else {
+        socket.set_ttl_v4(hops)
+    }
+}

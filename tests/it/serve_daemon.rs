@@ -1,0 +1,105 @@
+//! A `serve` process under test: started with a free port, ready once it has printed its
+//! `serving credentials for N role(s)` line (which it does only after every role's first
+//! credentials arrived, after the `export ...` lines), killed when dropped. Its stderr is kept for assertions.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// How long a daemon may take to become ready.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+pub struct Daemon {
+    child: Child,
+    /// The port of the first listener.
+    pub port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `cmd` (a `serve` command line; `--port 0` is added unless `--port` or
+    /// `--config` is already there) and waits until it is ready.
+    pub fn start(mut cmd: Command) -> Self {
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        if !args.iter().any(|a| a == "--port" || a == "--config") {
+            cmd.args(["--port", "0"]);
+        }
+        Self::start_exact(cmd).unwrap_or_else(|log| panic!("serve did not start:\n{log}"))
+    }
+
+    /// Starts `cmd` as it is; the daemon, or everything it printed before it exited or
+    /// timed out.
+    pub fn start_exact(mut cmd: Command) -> Result<Self, String> {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut port = None;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("Local server started on port: ").nth(1) {
+                    port = port.or(rest.trim().parse::<u16>().ok());
+                }
+                let ready = line.starts_with("serving credentials for ");
+                sink.lock().unwrap().push(line);
+                if ready && let Some(port) = port {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        match rx.recv_timeout(READY_WITHIN) {
+            Ok(port) => Ok(Self { child, port, log }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                // Let the reader drain what is left.
+                std::thread::sleep(Duration::from_millis(100));
+                Err(log.lock().unwrap().join("\n"))
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything printed on stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
