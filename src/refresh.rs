@@ -82,7 +82,9 @@ impl Default for Schedule {
     fn default() -> Self {
         Self {
             min_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
+            // Past the last good credentials every client is failing, so recovery should
+            // follow the service within seconds; full jitter spreads a fleet's retries.
+            max_backoff: Duration::from_secs(30),
         }
     }
 }

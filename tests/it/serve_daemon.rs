@@ -103,3 +103,93 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`, written by hand so that tests control
+/// every byte (methods, odd headers) and see the raw answer.
+pub fn http(
+    addr: impl std::net::ToSocketAddrs,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to serve");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if method == "PUT" || method == "POST" {
+        request.push_str("Content-Length: 0\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// An IMDSv2 session token from the daemon at `port`.
+pub fn imds_token(port: u16) -> String {
+    let reply = http(
+        ("127.0.0.1", port),
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "21600")],
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply.body
+}
+
+/// GET of the role's IMDS credentials with a fresh token.
+pub fn imds_credentials(port: u16, role: &str) -> Response {
+    let token = imds_token(port);
+    http(
+        ("127.0.0.1", port),
+        "GET",
+        &format!("/latest/meta-data/iam/security-credentials/{role}"),
+        &[("X-aws-ec2-metadata-token", &token)],
+    )
+}
