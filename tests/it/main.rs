@@ -10,3 +10,5 @@ mod emulator_pki;
 mod identity_bad_input;
 mod identity_files;
 mod kat;
+mod serve_daemon;
+mod serve_imds;
