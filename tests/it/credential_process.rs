@@ -716,7 +716,8 @@ fn works_through_an_http_connect_proxy() {
     );
 }
 
-fn free_port() -> u16 {
+/// A port that was free a moment ago (the race with other tests is accepted).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -12,3 +12,4 @@ mod identity_files;
 mod kat;
 mod serve_daemon;
 mod serve_imds;
+mod serve_refresh;
