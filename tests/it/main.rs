@@ -12,4 +12,5 @@ mod identity_files;
 mod kat;
 mod serve_daemon;
 mod serve_imds;
+mod serve_config;
 mod serve_refresh;
