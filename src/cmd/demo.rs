@@ -1,24 +1,30 @@
 //! `demo`: the whole chain on one machine with no AWS account. It makes a throwaway dev
-//! PKI, starts the verifying emulator over HTTPS on a free loopback port, gets a first
-//! session through the real client, writes an AWS config profile whose `credential_process`
-//! is this binary, and prints the commands that use it. Ctrl-C removes everything.
+//! PKI, starts the verifying emulator over HTTPS on a free loopback port and the serving
+//! daemon against it (IMDSv2 and ECS endpoints on another free port), writes an AWS config
+//! profile whose `credential_process` is this binary, and prints the environment variables
+//! and one command that use each. Ctrl-C removes everything.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use std::net::{Ipv4Addr, SocketAddr};
+
 use time::OffsetDateTime;
 
+use crate::cli::{CredentialArgs, KeyArgs};
+use crate::config;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::error::{Error, Result};
-use crate::identity::{Identity, IdentitySpec};
 use crate::pki::{DevPki, KeyType, PkiOptions};
-use crate::rolesanywhere::{Client, ClientConfig, SessionParams};
+use crate::refresh::Schedule;
+use crate::serve::{self, EcsPlan, ListenerPlan, Plan, RolePlan};
 
 const REGION: &str = "us-east-1";
 const TRUST_ANCHOR: &str =
     "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/demo-trust-anchor";
 const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/demo-profile";
 const ROLE: &str = "arn:aws:iam::111122223333:role/demo-role";
+const ROLE_NAME: &str = "demo-role";
 
 /// `demo` flags.
 #[derive(clap::Args, Debug)]
@@ -91,33 +97,55 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     std::fs::write(&ca_file, emulator.ca_pem().unwrap_or_default())
         .map_err(|e| other("write the CA file", &e))?;
 
-    // One session through the real client, so that a broken setup shows here, not later.
-    let spec = IdentitySpec {
-        certificate: Some(pki_dir.join("leaf-fullchain.pem")),
-        private_key: Some(pki_dir.join("leaf.key")),
-        ..IdentitySpec::default()
+    // The daemon, configured the way `serve`'s flags would configure it.
+    let args = CredentialArgs {
+        key: KeyArgs {
+            certificate: Some(pki_dir.join("leaf-fullchain.pem").display().to_string()),
+            private_key: Some(pki_dir.join("leaf.key").display().to_string()),
+            ..KeyArgs::default()
+        },
+        trust_anchor_arn: Some(TRUST_ANCHOR.into()),
+        profile_arn: Some(PROFILE.into()),
+        role_arn: Some(ROLE.into()),
+        session_duration: 3600,
+        endpoint: Some(url.clone()),
+        ca_bundle: Some(ca_file.clone()),
+        connect_timeout: 5,
+        timeout: 10,
+        ..CredentialArgs::default()
     };
-    let identity = Identity::load(&spec, OffsetDateTime::now_utc())?;
-    let mut client_config = ClientConfig::new(url.clone());
-    client_config.ca_bundle = Some(ca_file.clone());
-    let client = Client::new(client_config).map_err(|e| other("build the client", &e))?;
-    let params = SessionParams {
-        trust_anchor_arn: TRUST_ANCHOR.into(),
-        profile_arn: PROFILE.into(),
-        role_arn: ROLE.into(),
-        duration_seconds: 3600,
-        role_session_name: None,
-        region: REGION.into(),
+    let token_file = dir.join("ecs-token");
+    let plan = Plan {
+        roles: vec![RolePlan {
+            name: ROLE_NAME.into(),
+            settings: config::session_settings(&args, |_| None)?,
+            ecs: Some(EcsPlan {
+                token_file: token_file.clone(),
+                group: None,
+            }),
+        }],
+        listeners: vec![ListenerPlan {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            hop_limit: serve::plan::DEFAULT_HOP_LIMIT,
+            imds: Some(0),
+            ecs: vec![0],
+        }],
+        max_connections: serve::plan::DEFAULT_MAX_CONNECTIONS,
     };
-    let first = client
-        .create_session(&identity, &params)
-        .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let running = serve::start(plan, Schedule::default()).await?;
+    running.ready().await?;
+    let served = running.listeners[0].url();
+    let first = running.roles[0]
+        .0
+        .handle
+        .current(OffsetDateTime::now_utc())
+        .map_err(|e| other("get the first credentials", &e))?;
 
     let aws_config = dir.join("aws-config");
     std::fs::write(&aws_config, profile(&pki_dir, &url)?)
         .map_err(|e| other("write the AWS config", &e))?;
 
+    let ca = ca_file.display();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -125,32 +153,54 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     );
     let _ = writeln!(
         out,
-        "  dev PKI        {}  (root-ca.pem is the trust anchor)",
+        "  dev PKI      {}  (root-ca.pem is the trust anchor)",
         pki_dir.display()
     );
     let _ = writeln!(
         out,
-        "  emulator       {url}  (CreateSession and STS GetCallerIdentity)"
+        "  emulator     {url}  (CreateSession and STS GetCallerIdentity)"
     );
     let _ = writeln!(
         out,
-        "  first session  {} for {ROLE}, expires {}\n",
+        "  serve        {served}/  (IMDSv2, and ECS at /ecs/{ROLE_NAME}), refreshing ahead of expiry"
+    );
+    let _ = writeln!(
+        out,
+        "  credentials  {} for {ROLE}, expire {}\n",
         first.access_key_id, first.expiration_text
     );
-    let _ = writeln!(
-        out,
-        "In another shell, use the profile whose credential_process is this helper:\n"
+    // Empty config and credentials files, so that nothing in ~/.aws comes first in the
+    // SDKs' provider chain; both region variables, for the SDKs that read one or the other.
+    let isolate = format!(
+        "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_REGION={REGION} AWS_DEFAULT_REGION={REGION}"
     );
     let _ = writeln!(
         out,
-        "  export AWS_CONFIG_FILE={} AWS_PROFILE=demo AWS_CA_BUNDLE={}",
-        aws_config.display(),
-        ca_file.display()
+        "In another shell, point any AWS SDK or the AWS CLI at the daemon's IMDS endpoint:\n"
+    );
+    let _ = writeln!(
+        out,
+        "  export AWS_EC2_METADATA_SERVICE_ENDPOINT={served}/ {isolate} AWS_CA_BUNDLE={ca}"
     );
     let _ = writeln!(out, "  aws sts get-caller-identity --endpoint-url {url}\n");
     let _ = writeln!(
         out,
-        "(The serving daemon, with IMDS and ECS endpoints for unchanged SDKs, is not available yet.)"
+        "or at its ECS container-credentials endpoint (the token file is readable by you only):\n"
+    );
+    let _ = writeln!(
+        out,
+        "  export AWS_CONTAINER_CREDENTIALS_FULL_URI={served}{} AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={} {isolate} AWS_CA_BUNDLE={ca}\n",
+        serve::ecs::path(ROLE_NAME),
+        token_file.display()
+    );
+    let _ = writeln!(
+        out,
+        "or use the helper as credential_process, the way the official helper is used:\n"
+    );
+    let _ = writeln!(
+        out,
+        "  export AWS_CONFIG_FILE={} AWS_PROFILE=demo AWS_CA_BUNDLE={ca}\n",
+        aws_config.display()
     );
     let _ = writeln!(
         out,
@@ -160,6 +210,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     super::print(out.as_bytes())?;
 
     crate::signals::stop_requested().await;
+    running.shutdown();
     emulator.shutdown().await;
     drop(folder);
     Ok(())

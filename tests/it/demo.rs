@@ -1,4 +1,5 @@
-//! `demo` prints commands that work as printed, and removes its folder on Ctrl-C.
+//! `demo` prints commands that work as printed (through IMDS, ECS and credential_process),
+//! and removes its folder on Ctrl-C.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -38,36 +39,56 @@ fn demo_commands_work_and_ctrl_c_cleans_up() {
             .unwrap_or_else(|| panic!("no {prefix} line in {lines:#?}"))
             .to_owned()
     };
-    let exports = find("export ");
     let aws_line = find("aws sts get-caller-identity");
+    let exports: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.trim().starts_with("export "))
+        .collect();
+    let joined = exports
+        .iter()
+        .map(|l| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        exports.len(),
+        3,
+        "IMDS, ECS and credential_process: {lines:#?}"
+    );
+    assert!(joined.contains("AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:"));
+    assert!(joined.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:"));
+    assert!(joined.contains("AWS_PROFILE=demo"));
 
-    // Run the printed lines as printed, in a shell, with the test venv's aws on PATH.
+    // Run each printed export with the printed aws line, in a shell, with the test venv's
+    // aws on PATH and no AWS variables from this environment.
     let venv = common::require_tool("aws");
     let path = format!(
         "{}:{}",
         venv.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = common::run(
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("{exports}\n{aws_line} --output json"))
-            .env("PATH", path)
-            .env_remove("AWS_PROFILE"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        identity["Arn"]
-            .as_str()
-            .unwrap()
-            .contains(":assumed-role/demo-role/"),
-        "{identity}"
-    );
+    for export in exports {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("{}\n{aws_line} --output json", export.trim()))
+            .env("PATH", &path);
+        for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+            sh.env_remove(var);
+        }
+        let out = common::run(&mut sh);
+        assert!(
+            out.status.success(),
+            "{export}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            identity["Arn"]
+                .as_str()
+                .unwrap()
+                .contains(":assumed-role/demo-role/"),
+            "{export}: {identity}"
+        );
+    }
 
     let folder = find("Press Ctrl-C")
         .split_whitespace()
