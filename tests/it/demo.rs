@@ -9,13 +9,15 @@ use crate::common::{self, helper};
 
 #[test]
 fn demo_commands_work_and_ctrl_c_cleans_up() {
-    let mut demo = helper()
-        .arg("demo")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = demo.stdout.take().unwrap();
+    let mut demo = Interrupted(
+        helper()
+            .arg("demo")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = demo.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -96,8 +98,22 @@ fn demo_commands_work_and_ctrl_c_cleans_up() {
         .unwrap()
         .to_owned();
     assert!(std::path::Path::new(&folder).is_dir());
-    common::run_ok(Command::new("kill").args(["-INT", &demo.id().to_string()]));
-    let status = demo.wait().unwrap();
+    common::run_ok(Command::new("kill").args(["-INT", &demo.0.id().to_string()]));
+    let status = demo.0.wait().unwrap();
     assert!(status.success(), "demo exits 0 on Ctrl-C");
     assert!(!std::path::Path::new(&folder).exists(), "{folder} removed");
+}
+
+/// The demo process, sent Ctrl-C if the test fails half-way, so that it cleans up too.
+struct Interrupted(std::process::Child);
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
 }
