@@ -41,8 +41,25 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" >"$stamp"
 fi
 
+# The AWS SDK for JavaScript v3, at the versions package-lock.json pins, beside its scripts;
+# reinstalled when the lock file is newer than node_modules.
+js="$root/tests/sdk/js"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "run.sh: installing nodejs npm" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -d "$js/node_modules" ] || [ "$js/package-lock.json" -nt "$js/node_modules" ]; then
+  echo "run.sh: installing the JavaScript SDK in tests/sdk/js" >&2
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$js/node_modules"
+fi
+
 export RA_TEST_PYTHON="$venv/bin/python"
 export RA_TEST_VENV_BIN="$venv/bin"
+export RA_TEST_JS_DIR="$js"
 # Tests that need a tool fail (never skip) when it is missing; this says they may rely on it.
 export RA_TEST_FULL=1
 

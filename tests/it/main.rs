@@ -14,3 +14,4 @@ mod serve_daemon;
 mod serve_imds;
 mod serve_config;
 mod serve_refresh;
+mod serve_sdks;
