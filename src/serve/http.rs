@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::http::{HeaderValue, Response, StatusCode};
 use hyper::{Request, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::Site;
@@ -112,10 +112,6 @@ pub async fn accept_loop(listener: TcpListener, site: Arc<Site>, limit: Arc<Sema
                 continue;
             }
         };
-        if let Err(e) = set_hop_limit(&stream, peer, site.hop_limit) {
-            tracing::warn!(error = %e, %peer, "cannot set the reply hop limit; closing the connection");
-            continue;
-        }
         let site = site.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
@@ -135,13 +131,23 @@ pub async fn accept_loop(listener: TcpListener, site: Arc<Site>, limit: Arc<Sema
     }
 }
 
-/// Sets the IP TTL (IPv4) or unicast hop limit (IPv6) of the replies, as `--hop-limit`
-/// asks; 1 keeps replies from crossing a router (EC2's IMDSv2 default for containers).
-fn set_hop_limit(stream: &TcpStream, peer: SocketAddr, hops: u32) -> std::io::Result<()> {
-    let socket = socket2::SockRef::from(stream);
-    if peer.is_ipv6() {
-        socket.set_unicast_hops_v6(hops)
+/// Listens on `addr` with the IP TTL (IPv4) or unicast hop limit (IPv6) of every reply
+/// packet set to `hops`, as `--hop-limit` asks (1 keeps replies from crossing a router,
+/// EC2's IMDSv2 default for containers). Set on the listening socket, it covers the
+/// SYN-ACK too, and accepted connections inherit it at no cost per connection.
+pub fn bind(addr: SocketAddr, hops: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_unicast_hops_v6(hops)?;
+        // IPv4 clients of a dual-stack socket bound to [::] reply over IPv4.
+        let _ = socket.set_ttl_v4(hops);
     } else {
-        socket.set_ttl_v4(hops)
+        socket.set_ttl_v4(hops)?;
     }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }

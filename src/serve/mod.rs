@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hyper::Request;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -47,7 +46,6 @@ pub struct ServedRole {
 
 /// One listener's routes.
 pub struct Site {
-    hop_limit: u32,
     imds: Option<Arc<ServedRole>>,
     tokens: imds::TokenStore,
     ecs: Vec<(String, Arc<ServedRole>, Secret)>,
@@ -104,9 +102,7 @@ pub struct Running {
 pub async fn start(plan: Plan, schedule: Schedule) -> Result<Running> {
     let mut sockets = Vec::with_capacity(plan.listeners.len());
     for listener in &plan.listeners {
-        let socket = TcpListener::bind(listener.addr)
-            .await
-            .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", listener.addr)))?;
+        let socket = http::bind(listener.addr, listener.hop_limit).map_err(|e| Error::Other(format!("cannot listen on {}: {e}", listener.addr)))?;
         sockets.push(socket);
     }
 
@@ -177,7 +173,6 @@ pub async fn start(plan: Plan, schedule: Schedule) -> Result<Running> {
             ecs: ecs.iter().map(|(p, r, _)| (p.clone(), r.clone())).collect(),
         });
         let site = Arc::new(Site {
-            hop_limit: listener.hop_limit,
             imds,
             tokens: imds::TokenStore::new(TOKEN_CAPACITY),
             ecs,

@@ -441,3 +441,44 @@ fn bad_flags_fail_before_anything_starts() {
         "{stderr}"
     );
 }
+
+#[test]
+fn hop_limit_sets_the_ttl_of_every_reply_packet() {
+    let tcpdump = crate::common::require_tool("tcpdump");
+    let setup = Setup::new(KeyType::P256, false);
+    for (bind, host, expected) in [
+        ("127.0.0.1", "127.0.0.1", "ttl 7"),
+        ("[::1]", "::1", "hlim 7"),
+    ] {
+        let mut cmd = setup.leaf_subcommand("serve");
+        cmd.args(["--bind", bind, "--hop-limit", "7"]);
+        let d = Daemon::start(cmd);
+        // The SYN-ACK and the reply: every packet the daemon sends on this connection.
+        let mut capture = std::process::Command::new(&tcpdump)
+            .args(["-i", "lo", "-n", "-v", "-l", "-c", "2"])
+            .arg(format!("tcp src port {}", d.port))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until it listens.
+        let mut stderr = std::io::BufReader::new(capture.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("listening on") {
+            line.clear();
+            assert!(
+                std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+                "tcpdump could not start (it needs CAP_NET_RAW)"
+            );
+        }
+        let reply = http((host, d.port), "PUT", "/latest/api/token", &[(TTL, "60")]);
+        assert_eq!(reply.status, 200);
+        let out = capture.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let packets: Vec<&str> = text.lines().filter(|l| l.contains(" IP")).collect();
+        assert_eq!(packets.len(), 2, "{text}");
+        for packet in packets {
+            assert!(packet.contains(expected), "{bind}: {packet}");
+        }
+    }
+}
