@@ -72,6 +72,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 }
 
 async fn demo(args: &DemoArgs) -> Result<()> {
+    let mut stop = crate::signals::StopSignals::install()?;
     let folder = TempFolder::create()?;
     let dir = folder.0.as_path();
     let other =
@@ -209,7 +210,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     );
     super::print(out.as_bytes())?;
 
-    crate::signals::stop_requested().await;
+    stop.recv().await;
     running.shutdown();
     emulator.shutdown().await;
     drop(folder);

@@ -6,6 +6,7 @@ use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
 use crate::refresh::Schedule;
 use crate::serve;
+use crate::signals::StopSignals;
 
 pub fn run(args: &ServeArgs) -> Result<()> {
     let plan = serve::plan::from_args(args, |k| std::env::var(k).ok())?;
@@ -22,10 +23,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
+        let mut stop = StopSignals::install()?;
         let running = serve::start(plan, Schedule::default()).await?;
         tokio::select! {
             ready = running.ready() => ready?,
-            () = crate::signals::stop_requested() => return Ok(()),
+            () = stop.recv() => return Ok(()),
         }
         // The official helper's startup lines, then this daemon's own.
         for listener in &running.listeners {
@@ -39,7 +41,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             "serving credentials for {} role(s); stop with Ctrl-C or SIGTERM",
             running.roles.len()
         );
-        crate::signals::stop_requested().await;
+        stop.recv().await;
         tracing::info!("stopping");
         running.shutdown();
         Ok(())

@@ -301,6 +301,7 @@ pub fn run(args: &EmulateArgs) -> crate::error::Result<()> {
         .build()
         .map_err(|e| crate::error::Error::Other(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
+        let mut stop = crate::signals::StopSignals::install()?;
         let emulator = Emulator::start(config).await?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", emulator.url())?;
@@ -318,7 +319,7 @@ pub fn run(args: &EmulateArgs) -> crate::error::Result<()> {
         };
         out.flush()?;
         drop(out);
-        crate::signals::stop_requested().await;
+        stop.recv().await;
         tracing::info!("emulator: stopping");
         emulator.shutdown().await;
         if let Some(path) = ca_file {
