@@ -102,7 +102,8 @@ pub struct Running {
 pub async fn start(plan: Plan, schedule: Schedule) -> Result<Running> {
     let mut sockets = Vec::with_capacity(plan.listeners.len());
     for listener in &plan.listeners {
-        let socket = http::bind(listener.addr, listener.hop_limit).map_err(|e| Error::Other(format!("cannot listen on {}: {e}", listener.addr)))?;
+        let socket = http::bind(listener.addr, listener.hop_limit)
+            .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", listener.addr)))?;
         sockets.push(socket);
     }
 
