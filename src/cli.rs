@@ -25,6 +25,9 @@ pub enum Command {
     /// Keep credentials fresh in memory and serve them to SDKs on a local IMDSv2-compatible
     /// endpoint and, optionally, an ECS container-credentials endpoint
     Serve(Box<ServeArgs>),
+    /// Keep a profile of the shared credentials file (~/.aws/credentials) fresh, for tools
+    /// that read only that file
+    Update(Box<UpdateArgs>),
     /// Sign a fixed test string with the private key, to check that the key works
     SignString(SignStringArgs),
     /// Print the certificate's key type, base64 DER, decimal serial and algorithms as JSON
@@ -268,4 +271,25 @@ pub struct ServeArgs {
     /// [default: 4096] [this project's own flag]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+}
+
+/// The flags of `update`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
+    /// Profile of the credentials file to write [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Write the credentials once and exit, instead of refreshing them ahead of expiry
+    #[arg(long)]
+    pub once: bool,
+
+    /// Write several roles, each to the profile named by its `profile` key (or its name),
+    /// from the TOML file `serve --config` reads; replaces the identity, ARN and --profile
+    /// flags [this project's own flag]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }

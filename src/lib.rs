@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod credentials;
+pub mod credfile;
 pub mod emulator;
 pub mod endpoint;
 pub mod error;

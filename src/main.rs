@@ -26,6 +26,10 @@ fn main() -> ExitCode {
             logging::init(args.credentials.key.debug);
             cmd::serve::run(args)
         }
+        Command::Update(args) => {
+            logging::init(args.credentials.key.debug);
+            cmd::update::run(args)
+        }
         Command::Demo(args) => {
             logging::init(false);
             cmd::demo::run(args)

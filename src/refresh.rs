@@ -136,11 +136,24 @@ impl Handle {
 
     /// Waits until the first fetch has succeeded or failed permanently.
     pub async fn first(&mut self) -> Result<Arc<Credentials>, Unavailable> {
+        self.newer_than(None).await
+    }
+
+    /// Waits for credentials other than `previous` (any, if `None`): what a writer of the
+    /// credentials file needs after each refresh. Fails only when the refresher stopped.
+    pub async fn newer_than(
+        &mut self,
+        previous: Option<&Arc<Credentials>>,
+    ) -> Result<Arc<Credentials>, Unavailable> {
         loop {
             match &*self.rx.borrow_and_update() {
-                State::Ready { credentials, .. } => return Ok(credentials.clone()),
+                State::Ready { credentials, .. }
+                    if previous.is_none_or(|p| !Arc::ptr_eq(p, credentials)) =>
+                {
+                    return Ok(credentials.clone());
+                }
                 State::Stopped { error } => return Err(Unavailable::Stopped(error.clone())),
-                State::Starting { .. } => {}
+                State::Ready { .. } | State::Starting { .. } => {}
             }
             if self.rx.changed().await.is_err() {
                 return Err(Unavailable::Stopped("the refresher ended".into()));

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod read_certificate_data;
 pub mod serve;
 pub mod sign_string;
+pub mod update;
 
 use std::io::Write as _;
 

@@ -64,7 +64,15 @@ pub fn from_args(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
     match &args.config {
         None => one_role(args, hop_limit, max_connections, env),
         Some(path) => {
-            refuse_flags_beside_config(args)?;
+            refuse_flags_beside_config(
+                &args.credentials,
+                &[
+                    ("--port", args.port.is_some()),
+                    ("--bind", args.bind.is_some()),
+                    ("--hop-limit", args.hop_limit.is_some()),
+                    ("--ecs-token-file", args.ecs_token_file.is_some()),
+                ],
+            )?;
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Error::Usage(format!(
                     "cannot read the config file {}: {e}",
@@ -120,8 +128,8 @@ fn role_name(settings: &SessionSettings) -> String {
 }
 
 /// With `--config`, the role-specific flags would be ambiguous: refuse them by name.
-fn refuse_flags_beside_config(args: &ServeArgs) -> Result<()> {
-    let c = &args.credentials;
+/// `extra` are the calling command's own such flags, with whether each was given.
+pub fn refuse_flags_beside_config(c: &CredentialArgs, extra: &[(&str, bool)]) -> Result<()> {
     let given = [
         ("--certificate", c.key.certificate.is_some()),
         ("--private-key", c.key.private_key.is_some()),
@@ -132,13 +140,10 @@ fn refuse_flags_beside_config(args: &ServeArgs) -> Result<()> {
         ("--profile-arn", c.profile_arn.is_some()),
         ("--role-arn", c.role_arn.is_some()),
         ("--role-session-name", c.role_session_name.is_some()),
-        ("--port", args.port.is_some()),
-        ("--bind", args.bind.is_some()),
-        ("--hop-limit", args.hop_limit.is_some()),
-        ("--ecs-token-file", args.ecs_token_file.is_some()),
     ];
     let clashing: Vec<&str> = given
         .iter()
+        .chain(extra)
         .filter(|(_, set)| *set)
         .map(|(flag, _)| *flag)
         .collect();
@@ -187,6 +192,86 @@ struct RoleEntry {
     imds: Option<String>,
     ecs_token_file: Option<PathBuf>,
     ecs_token_group: Option<String>,
+    /// The credentials-file profile `update` writes (default: `name`).
+    profile: Option<String>,
+}
+
+/// The roles of a config file, with their validated session settings in the same order.
+struct Roles {
+    file: File,
+    settings: Vec<SessionSettings>,
+}
+
+fn file_error(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("config file {}: {what}", path.display()))
+}
+
+/// Parses the file and validates what every command shares: role names and session
+/// settings.
+fn read_roles(
+    text: &str,
+    path: &Path,
+    defaults: &CredentialArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Roles> {
+    let file: File = toml::from_str(text).map_err(|e| file_error(path, e))?;
+    if file.roles.is_empty() {
+        return Err(file_error(path, "no [[role]] is defined"));
+    }
+    let mut names = HashSet::new();
+    let mut settings = Vec::with_capacity(file.roles.len());
+    for entry in &file.roles {
+        if !valid_name(&entry.name) {
+            return Err(file_error(
+                path,
+                format!(
+                    "role name {:?} must be 1 to 64 letters, digits, '.', '_' or '-' (it is part of the ECS path)",
+                    entry.name
+                ),
+            ));
+        }
+        if !names.insert(entry.name.as_str()) {
+            return Err(file_error(
+                path,
+                format!("role name {:?} is used twice", entry.name),
+            ));
+        }
+        settings.push(
+            config::session_settings(&entry.credential_args(defaults), &env)
+                .map_err(|e| file_error(path, format!("role {:?}: {e}", entry.name)))?,
+        );
+    }
+    Ok(Roles { file, settings })
+}
+
+/// The roles of `--config FILE` for `update`: each with the credentials-file profile it
+/// is written to (its `profile` key, or its name). Listener keys are ignored, so one file
+/// can serve both commands.
+pub fn update_roles(
+    path: &Path,
+    defaults: &CredentialArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, SessionSettings)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let Roles { file, settings } = read_roles(&text, path, defaults, env)?;
+    let mut profiles = HashSet::new();
+    let mut out = Vec::with_capacity(settings.len());
+    for (entry, settings) in file.roles.into_iter().zip(settings) {
+        let profile = entry.profile.unwrap_or(entry.name);
+        if !profiles.insert(profile.clone()) {
+            return Err(file_error(
+                path,
+                format!("profile {profile:?} is written by two roles"),
+            ));
+        }
+        out.push((profile, settings));
+    }
+    Ok(out)
 }
 
 fn from_toml(
@@ -196,12 +281,8 @@ fn from_toml(
     max_connections: usize,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Plan> {
-    let file: File = toml::from_str(text)
-        .map_err(|e| Error::Usage(format!("config file {}: {e}", path.display())))?;
-    let at = |what: String| Error::Usage(format!("config file {}: {what}", path.display()));
-    if file.roles.is_empty() {
-        return Err(at("no [[role]] is defined".into()));
-    }
+    let Roles { file, settings } = read_roles(text, path, &args.credentials, env)?;
+    let at = |what: String| file_error(path, what);
     let hop_limit = hop_limit(file.hop_limit.unwrap_or(DEFAULT_HOP_LIMIT), "hop_limit")
         .map_err(|e| at(e.to_string()))?;
     let ecs_addr = match &file.bind {
@@ -210,27 +291,15 @@ fn from_toml(
     };
     let max_connections = file.max_connections.unwrap_or(max_connections);
 
-    let mut names = HashSet::new();
     let mut roles = Vec::with_capacity(file.roles.len());
     let mut listeners: Vec<ListenerPlan> = Vec::new();
-    for (index, entry) in file.roles.iter().enumerate() {
+    for (index, (entry, settings)) in file.roles.iter().zip(settings).enumerate() {
         let within = |e: Error| at(format!("role {:?}: {e}", entry.name));
-        if !valid_name(&entry.name) {
-            return Err(at(format!(
-                "role name {:?} must be 1 to 64 letters, digits, '.', '_' or '-' (it is part of the ECS path)",
-                entry.name
-            )));
-        }
-        if !names.insert(entry.name.as_str()) {
-            return Err(at(format!("role name {:?} is used twice", entry.name)));
-        }
         if entry.imds.is_none() && entry.ecs_token_file.is_none() {
             return Err(within(Error::Usage(
                 "give imds = \"IP:PORT\", ecs_token_file = \"FILE\", or both; otherwise the role is served nowhere".into(),
             )));
         }
-        let settings = config::session_settings(&entry.credential_args(&args.credentials), &env)
-            .map_err(within)?;
         let ecs = match &entry.ecs_token_file {
             Some(file) => Some(EcsPlan {
                 token_file: file.clone(),

@@ -15,3 +15,4 @@ mod serve_daemon;
 mod serve_imds;
 mod serve_refresh;
 mod serve_sdks;
+mod update;

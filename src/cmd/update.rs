@@ -1,0 +1,153 @@
+//! `update`: writes role credentials into a profile of the shared credentials file, for
+//! tools that read only that file. With `--once`, one CreateSession and one write; without,
+//! the refresh engine runs and every new set is written as it arrives (at about half the
+//! lifetime), until SIGINT or SIGTERM.
+//!
+//! Unlike the official helper, a failed refresh does not end the command: the engine
+//! retries with backoff (the file keeps the last good credentials meanwhile); only a
+//! permanent error on the first attempt stops it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::cli::UpdateArgs;
+use crate::config::{self, SessionSettings};
+use crate::credentials::Credentials;
+use crate::credfile::{self, ProfileKeys};
+use crate::error::{Error, Result};
+use crate::identity::{Identity, rfc3339};
+use crate::refresh::{self, Schedule, SessionSource};
+use crate::rolesanywhere::Client;
+use crate::serve::plan;
+use crate::signals::StopSignals;
+
+/// How long to wait before writing again after a failed write (a full disk, a folder made
+/// read-only), if no newer credentials arrive first.
+const WRITE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+pub fn run(args: &UpdateArgs) -> Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let file = credfile::default_path(env).map_err(Error::Usage)?;
+    let roles = roles(args, env)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
+    if args.once {
+        runtime.block_on(once(&file, roles))
+    } else {
+        runtime.block_on(keep_fresh(file, roles))
+    }
+}
+
+/// The (profile, settings) pairs to write, from the flags or the config file.
+fn roles(
+    args: &UpdateArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, SessionSettings)>> {
+    let roles = match &args.config {
+        Some(path) => {
+            plan::refuse_flags_beside_config(
+                &args.credentials,
+                &[("--profile", args.profile.is_some())],
+            )?;
+            plan::update_roles(path, &args.credentials, env)?
+        }
+        None => vec![(
+            args.profile.clone().unwrap_or_else(|| "default".into()),
+            config::session_settings(&args.credentials, env)?,
+        )],
+    };
+    for (profile, _) in &roles {
+        check_profile_name(profile)?;
+    }
+    Ok(roles)
+}
+
+/// A name that can stand between `[` and `]` on one line and be read back the same.
+fn check_profile_name(name: &str) -> Result<()> {
+    let valid =
+        !name.is_empty() && name.trim() == name && !name.contains(['[', ']', '\n', '\r', '#', ';']);
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "profile name {name:?} cannot be written as a credentials-file section; use letters, digits and -_."
+        )))
+    }
+}
+
+async fn once(file: &Path, roles: Vec<(String, SessionSettings)>) -> Result<()> {
+    for (profile, settings) in roles {
+        let identity = Identity::load(&settings.identity, OffsetDateTime::now_utc())?;
+        let client = Client::new(settings.client).map_err(|e| Error::Usage(e.to_string()))?;
+        let credentials = client
+            .create_session(&identity, &settings.params)
+            .await
+            .map_err(|e| Error::Other(e.to_string()))?;
+        write(file.to_path_buf(), profile, Arc::new(credentials)).await?;
+    }
+    Ok(())
+}
+
+async fn keep_fresh(file: PathBuf, roles: Vec<(String, SessionSettings)>) -> Result<()> {
+    let mut stop = StopSignals::install()?;
+    let mut writers = tokio::task::JoinSet::new();
+    for (profile, settings) in roles {
+        let client = Client::new(settings.client).map_err(|e| Error::Usage(e.to_string()))?;
+        let source = Arc::new(SessionSource {
+            identity: settings.identity,
+            params: settings.params,
+            client,
+        });
+        let handle = refresh::spawn(profile.clone(), source, Schedule::default());
+        writers.spawn(writer(file.clone(), profile, handle));
+    }
+    tokio::select! {
+        () = stop.recv() => Ok(()),
+        // A writer ends only when its role cannot get credentials at all.
+        Some(ended) = writers.join_next() => match ended {
+            Ok(result) => result,
+            Err(e) => Err(Error::Other(format!("a writer task failed: {e}"))),
+        },
+    }
+}
+
+/// Writes each new set of credentials of one role to its profile.
+async fn writer(file: PathBuf, profile: String, mut handle: refresh::Handle) -> Result<()> {
+    let mut last: Option<Arc<Credentials>> = None;
+    loop {
+        let credentials = handle
+            .newer_than(last.as_ref())
+            .await
+            .map_err(|e| Error::Other(format!("profile {profile}: {e}")))?;
+        while let Err(e) = write(file.clone(), profile.clone(), credentials.clone()).await {
+            tracing::error!(profile = %profile, error = %e, "cannot write the credentials file; retrying");
+            tokio::time::sleep(WRITE_RETRY).await;
+        }
+        last = Some(credentials);
+    }
+}
+
+/// One locked, atomic write, off the async threads.
+async fn write(file: PathBuf, profile: String, credentials: Arc<Credentials>) -> Result<()> {
+    let shown = file.display().to_string();
+    let expires = rfc3339(credentials.expiration);
+    let name = profile.clone();
+    tokio::task::spawn_blocking(move || {
+        let keys = ProfileKeys {
+            access_key_id: &credentials.access_key_id,
+            secret_access_key: credentials.secret_access_key.expose(),
+            session_token: credentials.session_token.expose(),
+        };
+        credfile::update_profile(&file, &name, &keys)
+    })
+    .await
+    .map_err(|e| Error::Other(format!("the write task failed: {e}")))?
+    .map_err(|e| Error::Other(format!("cannot update {shown}: {e}")))?;
+    tracing::info!(profile = %profile, file = %shown, expires = %expires, "credentials file updated");
+    Ok(())
+}
