@@ -271,6 +271,30 @@ pub struct ServeArgs {
     /// [default: 4096] [this project's own flag]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Serve /healthz and /metrics (Prometheus) on ADDRESS:PORT, or on a socket passed by
+    /// systemd (fd:NAME); off by default [this project's own flag]
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub ops_listen: Option<String>,
+
+    /// Warn (once a day) when a certificate expires within this many days [default: 30]
+    /// [this project's own flag]
+    #[arg(long, value_name = "DAYS")]
+    pub cert_expiry_warning_days: Option<u32>,
+
+    /// Log format on stderr [this project's own flag]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (no timestamp under systemd's journal)
+    #[default]
+    Text,
+    /// One JSON object per event
+    Json,
 }
 
 /// The flags of `update`.

@@ -23,3 +23,4 @@ pub mod secret;
 pub mod serve;
 pub mod signals;
 pub mod sigv4x509;
+pub mod systemd;

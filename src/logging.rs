@@ -3,9 +3,17 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::cli::LogFormat;
+
 /// Starts logging at `info`, or `debug` with `--debug`. `RUST_LOG` overrides both.
 /// Calling it twice is harmless (tests start several commands in one process).
 pub fn init(debug: bool) {
+    init_with_format(debug, LogFormat::Text);
+}
+
+/// Like [`init`], in the given format: text (no timestamp under systemd's journal, which
+/// adds its own) or one JSON object per line.
+pub fn init_with_format(debug: bool, format: LogFormat) {
     let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
@@ -14,9 +22,9 @@ pub fn init(debug: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(false);
-    let _ = if journal {
-        builder.without_time().try_init()
-    } else {
-        builder.try_init()
+    let _ = match (format, journal) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
+        (LogFormat::Text, true) => builder.without_time().try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
     };
 }

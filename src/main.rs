@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             cmd::credential_process::run(args)
         }
         Command::Serve(args) => {
-            logging::init(args.credentials.key.debug);
+            logging::init_with_format(args.credentials.key.debug, args.log_format);
             cmd::serve::run(args)
         }
         Command::Update(args) => {

@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -42,6 +43,18 @@ pub struct Fetched {
     pub credentials: Credentials,
     /// Decimal serial of the certificate that signed the request.
     pub serial: String,
+    /// When that certificate expires, for metrics and expiry warnings.
+    pub certificate_not_after: Option<OffsetDateTime>,
+}
+
+/// Counters and facts about one refresher, for health reports and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub successes: AtomicU64,
+    pub transient_failures: AtomicU64,
+    pub permanent_failures: AtomicU64,
+    /// Unix time at which the last used certificate expires; 0 until known.
+    pub certificate_not_after: AtomicI64,
 }
 
 /// What readers see.
@@ -93,6 +106,7 @@ impl Default for Schedule {
 #[derive(Clone, Debug)]
 pub struct Handle {
     rx: watch::Receiver<State>,
+    stats: Arc<Stats>,
 }
 
 impl Handle {
@@ -132,6 +146,17 @@ impl Handle {
     /// The raw state, for health reports.
     pub fn state(&self) -> State {
         self.rx.borrow().clone()
+    }
+
+    /// The refresher's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether the refresher task is still running (it ends only after a permanent failure
+    /// at start, or when every handle is gone); the watchdog pings only while all are.
+    pub fn alive(&self) -> bool {
+        self.rx.has_changed().is_ok()
     }
 
     /// Waits until the first fetch has succeeded or failed permanently.
@@ -203,8 +228,9 @@ fn retry_delay(schedule: &Schedule, n: u32, limit: Option<Duration>) -> Duration
 /// Starts the refresher for one role on the current tokio runtime.
 pub fn spawn(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule) -> Handle {
     let (tx, rx) = watch::channel(State::Starting { last_error: None });
-    tokio::spawn(run(role, source, schedule, tx));
-    Handle { rx }
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(run(role, source, schedule, tx, stats.clone()));
+    Handle { rx, stats }
 }
 
 async fn run(
@@ -212,6 +238,7 @@ async fn run(
     source: Arc<dyn CredentialSource>,
     schedule: Schedule,
     tx: watch::Sender<State>,
+    stats: Arc<Stats>,
 ) {
     let mut failures: u32 = 0;
     loop {
@@ -221,8 +248,15 @@ async fn run(
             Ok(Fetched {
                 credentials,
                 serial,
+                certificate_not_after,
             }) => {
                 failures = 0;
+                stats.successes.fetch_add(1, Ordering::Relaxed);
+                if let Some(t) = certificate_not_after {
+                    stats
+                        .certificate_not_after
+                        .store(t.unix_timestamp(), Ordering::Relaxed);
+                }
                 tracing::info!(
                     role = %role,
                     expires = %crate::identity::rfc3339(credentials.expiration),
@@ -239,6 +273,12 @@ async fn run(
             }
             Err(error) => {
                 failures += 1;
+                let counter = if error.permanent {
+                    &stats.permanent_failures
+                } else {
+                    &stats.transient_failures
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 let current = tx.borrow().clone();
                 match current {
                     State::Starting { .. } if error.permanent => {
@@ -280,10 +320,12 @@ async fn run(
                 }
             }
         };
-        if tx.is_closed() {
-            return;
+        // When every reader is gone (the role was reloaded or the daemon is stopping),
+        // stop at once rather than after one more CreateSession.
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = tx.closed() => return,
         }
-        tokio::time::sleep(wait).await;
     }
 }
 
@@ -315,6 +357,7 @@ impl CredentialSource for SessionSource {
             Ok(Fetched {
                 credentials,
                 serial: identity.leaf().serial_decimal().to_owned(),
+                certificate_not_after: Some(identity.leaf().not_after()),
             })
         })
     }
@@ -359,6 +402,7 @@ mod tests {
                 next.map(|credentials| Fetched {
                     credentials,
                     serial: "1".into(),
+                    certificate_not_after: None,
                 })
             })
         }

@@ -17,7 +17,7 @@ use crate::emulator::{Emulator, EmulatorConfig};
 use crate::error::{Error, Result};
 use crate::pki::{DevPki, KeyType, PkiOptions};
 use crate::refresh::Schedule;
-use crate::serve::{self, EcsPlan, ListenerPlan, Plan, RolePlan};
+use crate::serve::{self, EcsPlan, Endpoint, ListenerPlan, Plan, RolePlan};
 
 const REGION: &str = "us-east-1";
 const TRUST_ANCHOR: &str =
@@ -126,18 +126,21 @@ async fn demo(args: &DemoArgs) -> Result<()> {
             }),
         }],
         listeners: vec![ListenerPlan {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            endpoint: Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             hop_limit: serve::plan::DEFAULT_HOP_LIMIT,
             imds: Some(0),
             ecs: vec![0],
         }],
         max_connections: serve::plan::DEFAULT_MAX_CONNECTIONS,
+        ops: None,
+        cert_expiry_warning_days: serve::plan::DEFAULT_CERT_EXPIRY_WARNING_DAYS,
     };
-    let running = serve::start(plan, Schedule::default()).await?;
+    let running = serve::start(plan, Schedule::default(), Vec::new()).await?;
     running.ready().await?;
     let served = running.listeners[0].url();
     let first = running.roles[0]
         .0
+        .state()
         .handle
         .current(OffsetDateTime::now_utc())
         .map_err(|e| other("get the first credentials", &e))?;
@@ -211,7 +214,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     super::print(out.as_bytes())?;
 
     stop.recv().await;
-    running.shutdown();
+    running.shutdown(std::time::Duration::from_secs(5)).await;
     emulator.shutdown().await;
     drop(folder);
     Ok(())

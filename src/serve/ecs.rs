@@ -51,7 +51,7 @@ pub fn handle(role: &ServedRole, token: &Secret, method: &Method, headers: &Head
             "the Authorization header does not match",
         );
     }
-    match role.handle.current(OffsetDateTime::now_utc()) {
+    match role.state().handle.current(OffsetDateTime::now_utc()) {
         Ok(credentials) => Reply::bytes(StatusCode::OK, "application/json", credentials.ecs_json()),
         Err(why) => unavailable(&role.name, &why),
     }

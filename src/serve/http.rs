@@ -1,6 +1,6 @@
-//! The HTTP side of the daemon: accepting connections (with a bound on how many, the reply
-//! hop limit, and timeouts so a silent client cannot hold a slot forever) and the small
-//! reply type the protocol modules build.
+//! The HTTP side of the daemon: listeners (TCP with the reply hop limit, or sockets passed
+//! by systemd, TCP or Unix), connections bounded in number and in header time, graceful
+//! shutdown, and the small reply type the route modules build.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,10 +13,10 @@ use hyper::body::Incoming;
 use hyper::http::{HeaderValue, Response, StatusCode};
 use hyper::{Request, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use super::Site;
 use crate::refresh::Unavailable;
 
 /// How long a client may take to send a request's headers.
@@ -24,6 +24,11 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-connection read buffer cap: requests here are a few hundred bytes, and a small cap
 /// keeps a thousand idle connections cheap.
 const MAX_BUF_SIZE: usize = 16 * 1024;
+
+/// What answers requests on a listener.
+pub trait Routes: Send + Sync + 'static {
+    fn answer(&self, request: &Request<Incoming>) -> Reply;
+}
 
 /// A response under construction.
 pub struct Reply {
@@ -96,38 +101,19 @@ pub fn unavailable(role: &str, why: &Unavailable) -> Reply {
     )
 }
 
-/// Accepts connections on `listener` until the task is dropped, at most `limit` at once
-/// (further clients wait in the kernel's backlog, costing nothing here).
-pub async fn accept_loop(listener: TcpListener, site: Arc<Site>, limit: Arc<Semaphore>) {
-    loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Running out of descriptors is transient; back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let site = site.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let reply = site.answer(&request);
-                async move { Ok::<_, Infallible>(reply.into_response()) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_buf_size(MAX_BUF_SIZE)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
-            drop(permit);
-        });
+/// A listening socket of either kind.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// The local TCP address, if a TCP listener.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr().ok(),
+            Self::Unix(_) => None,
+        }
     }
 }
 
@@ -150,4 +136,87 @@ pub fn bind(addr: SocketAddr, hops: u32) -> std::io::Result<TcpListener> {
     socket.listen(1024)?;
     socket.set_nonblocking(true)?;
     TcpListener::from_std(socket.into())
+}
+
+/// What every connection of a daemon shares: the bound on open connections (whose permits
+/// also tell when all have closed) and the shutdown signal.
+#[derive(Clone)]
+pub struct Connections {
+    pub limit: Arc<Semaphore>,
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// Accepts connections until the task is dropped, at most `limit` at once (further
+/// clients wait in the kernel's backlog, costing nothing here).
+pub async fn accept_loop(listener: Listener, routes: Arc<dyn Routes>, connections: Connections) {
+    loop {
+        let Ok(permit) = connections.limit.clone().acquire_owned().await else {
+            return;
+        };
+        let accepted = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                spawn_connection(
+                    s,
+                    routes.clone(),
+                    permit,
+                    connections.stopping.clone(),
+                    peer.to_string(),
+                )
+            }),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| {
+                spawn_connection(
+                    s,
+                    routes.clone(),
+                    permit,
+                    connections.stopping.clone(),
+                    "unix".into(),
+                )
+            }),
+        };
+        if let Err(e) = accepted {
+            // Running out of descriptors is transient; back off instead of spinning.
+            tracing::warn!(error = %e, "accept failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn spawn_connection<I>(
+    io: I,
+    routes: Arc<dyn Routes>,
+    permit: OwnedSemaphorePermit,
+    mut stopping: watch::Receiver<bool>,
+    peer: String,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let reply = routes.answer(&request);
+            async move { Ok::<_, Infallible>(reply.into_response()) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_BUF_SIZE)
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let result = if *stopping.borrow_and_update() {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        } else {
+            tokio::select! {
+                result = connection.as_mut() => result,
+                _ = stopping.changed() => {
+                    // Finish the request under way, then close; idle connections close now.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+        drop(permit);
+    });
 }

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 use super::ServedRole;
 use super::http::{Reply, unavailable};
+use super::metrics::Route;
 
 /// The token TTL header, on the PUT and echoed on replies.
 pub const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -102,6 +103,16 @@ pub fn owns(path: &str) -> bool {
     path.starts_with("/latest/")
 }
 
+/// The metrics label of an IMDS path.
+pub fn route(path: &str) -> Route {
+    match path.strip_prefix(CREDENTIALS_PATH) {
+        _ if path == TOKEN_PATH => Route::Token,
+        Some("" | "/") => Route::RoleList,
+        Some(_) => Route::Credentials,
+        None => Route::Other,
+    }
+}
+
 /// Answers one IMDS request for `role` (the listener's IMDS role).
 pub fn handle(
     role: &ServedRole,
@@ -132,13 +143,14 @@ pub fn handle(
     let Some(rest) = path.strip_prefix(CREDENTIALS_PATH) else {
         return Reply::not_found();
     };
+    let state = role.state();
     let target = match rest {
         "" | "/" => None,
         _ => match rest
             .strip_prefix('/')
             .map(|r| r.strip_suffix('/').unwrap_or(r))
         {
-            Some(name) if name == role.imds_name => Some(name),
+            Some(name) if name == state.imds_name => Some(name),
             _ => return Reply::not_found(),
         },
     };
@@ -156,8 +168,8 @@ pub fn handle(
         }
     };
     let reply = match target {
-        None => Reply::text(StatusCode::OK, role.imds_name.clone()),
-        Some(_) => match role.handle.current_with_receipt(OffsetDateTime::now_utc()) {
+        None => Reply::text(StatusCode::OK, state.imds_name.clone()),
+        Some(_) => match state.handle.current_with_receipt(OffsetDateTime::now_utc()) {
             Ok((credentials, received)) => Reply::bytes(
                 StatusCode::OK,
                 "text/plain",

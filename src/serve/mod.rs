@@ -4,39 +4,49 @@
 //! ECS container-credentials paths (any number of roles per listener, each behind its own
 //! token).
 //!
-//! [`start`] binds every listener before anything else, so a taken port fails at once;
-//! [`Running::ready`] then waits for every role's first credentials, so the daemon reports
-//! ready only when it can answer, and a permanent error (a refused certificate, a wrong
-//! ARN) stops it with the service's message instead of serving errors forever.
+//! [`start`] binds every listener (or takes the sockets systemd passed) before anything
+//! else, so a taken port fails at once; [`Running::ready`] then waits for every role's
+//! first credentials, so the daemon reports ready only when it can answer, and a permanent
+//! error (a refused certificate, a wrong ARN) stops it with the service's message instead
+//! of serving errors forever. [`Running::reload`] swaps a role's refresher for one built
+//! from new settings once the new one has credentials, so no request fails during a
+//! reload; [`Running::shutdown`] stops accepting and lets requests under way finish.
 
 pub mod ecs;
 pub mod http;
 pub mod imds;
+pub mod metrics;
+pub mod ops;
 pub mod plan;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use hyper::Request;
-use tokio::sync::Semaphore;
+use hyper::body::Incoming;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::refresh::{self, Handle, Schedule, SessionSource};
 use crate::rolesanywhere::Client;
 use crate::secret::Secret;
-use http::Reply;
-pub use plan::{EcsPlan, ListenerPlan, Plan, RolePlan};
+use crate::systemd::{Activated, ActivatedListener};
+use http::{Connections, Listener, Reply, Routes};
+use metrics::{Metrics, Route};
+pub use plan::{EcsPlan, Endpoint, ListenerPlan, Plan, RolePlan};
 
 /// How many tokens one IMDS listener keeps. SDKs take one per process for up to six hours;
 /// a token is about 100 bytes, so the bound costs little and is far above real use.
 const TOKEN_CAPACITY: usize = 4096;
 
-/// A role as the listeners see it.
-pub struct ServedRole {
-    /// The configured name: the ECS path and the log field.
-    pub name: String,
+/// How long a reloaded role's first CreateSession may take before the reload gives up
+/// and the role keeps its current credentials.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a role is serving now; replaced as a whole on reload.
+pub struct RoleState {
     /// The name IMDS lists: the last component of the role ARN, as EC2 and the official
     /// helper give it.
     pub imds_name: String,
@@ -44,33 +54,65 @@ pub struct ServedRole {
     pub handle: Handle,
 }
 
-/// One listener's routes.
+/// A role as the listeners see it.
+pub struct ServedRole {
+    /// The configured name: the ECS path and the log field.
+    pub name: String,
+    state: RwLock<Arc<RoleState>>,
+}
+
+impl ServedRole {
+    /// The current state (a cheap clone; readers never wait for a reload).
+    pub fn state(&self) -> Arc<RoleState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn replace(&self, state: RoleState) {
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+    }
+}
+
+/// One credentials listener's routes.
 pub struct Site {
     imds: Option<Arc<ServedRole>>,
     tokens: imds::TokenStore,
     ecs: Vec<(String, Arc<ServedRole>, Secret)>,
+    metrics: Arc<Metrics>,
+}
+
+impl Routes for Site {
+    fn answer(&self, request: &Request<Incoming>) -> Reply {
+        let (route, reply) = self.route(request);
+        self.metrics.record(route, reply.status());
+        reply
+    }
 }
 
 impl Site {
-    fn answer<B>(&self, request: &Request<B>) -> Reply {
+    fn route<B>(&self, request: &Request<B>) -> (Route, Reply) {
         let path = request.uri().path();
         let (method, headers) = (request.method(), request.headers());
         if imds::owns(path) {
             return match &self.imds {
-                Some(role) => imds::handle(role, &self.tokens, method, path, headers),
-                None => Reply::not_found(),
+                Some(role) => (
+                    imds::route(path),
+                    imds::handle(role, &self.tokens, method, path, headers),
+                ),
+                None => (Route::Other, Reply::not_found()),
             };
         }
         match self.ecs.iter().find(|(p, _, _)| p == path) {
-            Some((_, role, token)) => ecs::handle(role, token, method, headers),
-            None => Reply::not_found(),
+            Some((_, role, token)) => (Route::Ecs, ecs::handle(role, token, method, headers)),
+            None => (Route::Other, Reply::not_found()),
         }
     }
 }
 
 /// A listener after binding.
 pub struct Bound {
-    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
+    /// The local address of a TCP listener (the port chosen for port 0).
+    pub tcp: Option<std::net::SocketAddr>,
     /// The role served over IMDS here, if any.
     pub imds: Option<Arc<ServedRole>>,
     /// The roles served over ECS here, with their paths.
@@ -78,14 +120,18 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// The base URL clients use, with a loopback host when bound to all addresses.
+    /// The base URL clients use (a loopback host when bound to all addresses), or the
+    /// passed socket's name for a Unix socket.
     pub fn url(&self) -> String {
-        let ip = match self.addr.ip() {
+        let Some(addr) = self.tcp else {
+            return format!("unix socket {}", self.endpoint);
+        };
+        let ip = match addr.ip() {
             std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
             std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
             ip => ip,
         };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
     }
 }
 
@@ -93,41 +139,62 @@ impl Bound {
 pub struct Running {
     pub listeners: Vec<Bound>,
     pub roles: Vec<(Arc<ServedRole>, Option<EcsPlan>)>,
-    tasks: Vec<JoinHandle<()>>,
-    token_files: Vec<PathBuf>,
+    /// The local address of the ops listener, if it is a TCP one.
+    pub ops: Option<Bound>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    token_files: std::sync::Mutex<Vec<PathBuf>>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    stopping: watch::Sender<bool>,
+    schedule: Schedule,
 }
 
-/// Binds the listeners, starts one refresher per role, writes the ECS token files and
-/// starts serving. Must run inside a tokio runtime.
-pub async fn start(plan: Plan, schedule: Schedule) -> Result<Running> {
+/// Binds the listeners (taking those of `activated` that the plan names), starts one
+/// refresher per role, writes the ECS token files and starts serving. Must run inside a
+/// tokio runtime.
+pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) -> Result<Running> {
+    let mut passed = activated;
+    let mut open = |endpoint: &Endpoint, hops: u32| -> Result<Listener> {
+        match endpoint {
+            Endpoint::Tcp(addr) => http::bind(*addr, hops)
+                .map(Listener::Tcp)
+                .map_err(|e| Error::Other(format!("cannot listen on {addr}: {e}"))),
+            Endpoint::Activated(name) => {
+                let index = passed.iter().position(|a| &a.name == name).ok_or_else(|| {
+                    Error::Usage(format!("the socket {endpoint} is used by two listeners"))
+                })?;
+                let socket = passed.swap_remove(index);
+                let listener = match socket.listener {
+                    ActivatedListener::Tcp(l) => {
+                        tokio::net::TcpListener::from_std(l).map(Listener::Tcp)
+                    }
+                    ActivatedListener::Unix(l) => {
+                        tokio::net::UnixListener::from_std(l).map(Listener::Unix)
+                    }
+                };
+                listener.map_err(|e| {
+                    Error::Other(format!("cannot use the passed socket {endpoint}: {e}"))
+                })
+            }
+        }
+    };
     let mut sockets = Vec::with_capacity(plan.listeners.len());
     for listener in &plan.listeners {
-        let socket = http::bind(listener.addr, listener.hop_limit)
-            .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", listener.addr)))?;
-        sockets.push(socket);
+        sockets.push(open(&listener.endpoint, listener.hop_limit)?);
+    }
+    let ops_socket = match &plan.ops {
+        Some(endpoint) => Some((endpoint.clone(), open(endpoint, plan::DEFAULT_HOP_LIMIT)?)),
+        None => None,
+    };
+    for unused in &passed {
+        tracing::warn!(socket = %unused.name, "a passed socket is not used by any listener");
     }
 
     let mut roles = Vec::with_capacity(plan.roles.len());
     let mut tokens = Vec::with_capacity(plan.roles.len());
     let mut token_files = Vec::new();
     for role in plan.roles {
-        let client = Client::new(role.settings.client.clone())
-            .map_err(|e| Error::Usage(format!("role {}: {e}", role.name)))?;
-        let imds_name = role
-            .settings
-            .params
-            .role_arn
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let role_arn = role.settings.params.role_arn.clone();
-        let source = Arc::new(SessionSource {
-            identity: role.settings.identity,
-            params: role.settings.params,
-            client,
-        });
-        let handle = refresh::spawn(role.name.clone(), source, schedule.clone());
+        let state = start_role(&role, &schedule)?;
         let token = role.ecs.as_ref().map(|_| ecs::new_token());
         if let (Some(ecs_plan), Some(token)) = (&role.ecs, &token) {
             ecs::write_token_file(&ecs_plan.token_file, token, ecs_plan.group).map_err(|e| {
@@ -143,21 +210,24 @@ pub async fn start(plan: Plan, schedule: Schedule) -> Result<Running> {
         roles.push((
             Arc::new(ServedRole {
                 name: role.name,
-                imds_name,
-                role_arn,
-                handle,
+                state: RwLock::new(Arc::new(state)),
             }),
             role.ecs,
         ));
     }
 
-    let limit = Arc::new(Semaphore::new(plan.max_connections.max(1)));
+    let max_connections = plan.max_connections.max(1);
+    let limit = Arc::new(Semaphore::new(max_connections));
+    let (stopping, stopping_rx) = watch::channel(false);
+    let connections = Connections {
+        limit: limit.clone(),
+        stopping: stopping_rx,
+    };
+    let metrics = Arc::new(Metrics::default());
     let mut listeners = Vec::with_capacity(sockets.len());
-    let mut tasks = Vec::with_capacity(sockets.len());
+    let mut sites = Vec::with_capacity(sockets.len());
+    let mut tasks = Vec::with_capacity(sockets.len() + 1);
     for (listener, socket) in plan.listeners.iter().zip(sockets) {
-        let addr = socket
-            .local_addr()
-            .map_err(|e| Error::Other(format!("cannot read the bound address: {e}")))?;
         let imds = listener.imds.map(|i| roles[i].0.clone());
         let ecs: Vec<(String, Arc<ServedRole>, Secret)> = listener
             .ecs
@@ -169,7 +239,8 @@ pub async fn start(plan: Plan, schedule: Schedule) -> Result<Running> {
             })
             .collect();
         listeners.push(Bound {
-            addr,
+            endpoint: listener.endpoint.clone(),
+            tcp: socket.tcp_addr(),
             imds: imds.clone(),
             ecs: ecs.iter().map(|(p, r, _)| (p.clone(), r.clone())).collect(),
         });
@@ -177,14 +248,63 @@ pub async fn start(plan: Plan, schedule: Schedule) -> Result<Running> {
             imds,
             tokens: imds::TokenStore::new(TOKEN_CAPACITY),
             ecs,
+            metrics: metrics.clone(),
         });
-        tasks.push(tokio::spawn(http::accept_loop(socket, site, limit.clone())));
+        sites.push(site.clone());
+        tasks.push(tokio::spawn(http::accept_loop(
+            socket,
+            site,
+            connections.clone(),
+        )));
     }
+    let ops = ops_socket.map(|(endpoint, socket)| {
+        let bound = Bound {
+            endpoint,
+            tcp: socket.tcp_addr(),
+            imds: None,
+            ecs: Vec::new(),
+        };
+        let routes = Arc::new(ops::Ops {
+            roles: roles.iter().map(|(r, _)| r.clone()).collect(),
+            sites,
+            metrics,
+        });
+        tasks.push(tokio::spawn(http::accept_loop(
+            socket,
+            routes,
+            connections.clone(),
+        )));
+        bound
+    });
     Ok(Running {
         listeners,
         roles,
-        tasks,
-        token_files,
+        ops,
+        tasks: std::sync::Mutex::new(tasks),
+        token_files: std::sync::Mutex::new(token_files),
+        connections: limit,
+        max_connections,
+        stopping,
+        schedule,
+    })
+}
+
+/// A refresher for `role`, and what its listeners need to know.
+fn start_role(role: &RolePlan, schedule: &Schedule) -> Result<RoleState> {
+    let client = Client::new(role.settings.client.clone())
+        .map_err(|e| Error::Usage(format!("role {}: {e}", role.name)))?;
+    let params = role.settings.params.clone();
+    let role_arn = params.role_arn.clone();
+    let imds_name = role_arn.rsplit('/').next().unwrap_or_default().to_owned();
+    let source = Arc::new(SessionSource {
+        identity: role.settings.identity.clone(),
+        params,
+        client,
+    });
+    Ok(RoleState {
+        imds_name,
+        role_arn,
+        handle: refresh::spawn(role.name.clone(), source, schedule.clone()),
     })
 }
 
@@ -193,7 +313,8 @@ impl Running {
     /// the error.
     pub async fn ready(&self) -> Result<()> {
         for (role, _) in &self.roles {
-            role.handle
+            role.state()
+                .handle
                 .clone()
                 .first()
                 .await
@@ -202,13 +323,41 @@ impl Running {
         Ok(())
     }
 
+    /// Whether every role's refresher is running (for the watchdog).
+    pub fn alive(&self) -> bool {
+        self.roles.iter().all(|(r, _)| r.state().handle.alive())
+    }
+
+    /// A one-line summary for systemd's `STATUS=`: each role and when its credentials
+    /// expire.
+    pub fn status(&self) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let parts: Vec<String> = self
+            .roles
+            .iter()
+            .map(|(role, _)| match role.state().handle.current(now) {
+                Ok(c) => format!(
+                    "{} until {}",
+                    role.name,
+                    crate::identity::rfc3339(c.expiration)
+                ),
+                Err(e) => format!("{}: {e}", role.name),
+            })
+            .collect();
+        format!("serving {} role(s): {}", parts.len(), parts.join("; "))
+    }
+
     /// What to tell the user once ready: per role, the variables that point an SDK at it.
     pub fn instructions(&self) -> String {
         let mut out = String::new();
         let several = self.roles.len() > 1;
         for (role, ecs_plan) in &self.roles {
             if several {
-                out.push_str(&format!("Role {} ({}):\n", role.name, role.role_arn));
+                out.push_str(&format!(
+                    "Role {} ({}):\n",
+                    role.name,
+                    role.state().role_arn
+                ));
             }
             for listener in &self.listeners {
                 if listener.imds.as_ref().is_some_and(|r| Arc::ptr_eq(r, role)) {
@@ -234,16 +383,101 @@ impl Running {
         out
     }
 
-    /// Stops serving and removes the token files.
-    pub fn shutdown(mut self) {
-        self.stop();
+    /// Applies a new plan's role settings (identity files, ARNs, session settings): each
+    /// role of the same name gets a new refresher, swapped in once it has credentials, so
+    /// no request fails; a role whose new settings fail keeps its current ones. Listener
+    /// changes, and added or removed roles, need a restart. Returns what could not be
+    /// applied, one line each.
+    pub async fn reload(&self, plan: Plan) -> Vec<String> {
+        let mut problems = Vec::new();
+        let same_listeners = plan.listeners.len() == self.listeners.len()
+            && plan
+                .listeners
+                .iter()
+                .zip(&self.listeners)
+                .all(|(new, old)| new.endpoint == old.endpoint);
+        if !same_listeners || plan.ops.as_ref() != self.ops.as_ref().map(|o| &o.endpoint) {
+            problems.push("listener changes take effect only after a restart".to_owned());
+        }
+        for (role, _) in &self.roles {
+            if !plan.roles.iter().any(|r| r.name == role.name) {
+                problems.push(format!(
+                    "role {} is still served until a restart",
+                    role.name
+                ));
+            }
+        }
+        for new in &plan.roles {
+            let Some((role, _)) = self.roles.iter().find(|(r, _)| r.name == new.name) else {
+                problems.push(format!(
+                    "role {} is new: it is served after a restart",
+                    new.name
+                ));
+                continue;
+            };
+            let state = match start_role(new, &self.schedule) {
+                Ok(state) => state,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let first = tokio::time::timeout(RELOAD_TIMEOUT, state.handle.clone().first()).await;
+            match first {
+                Ok(Ok(_)) => {
+                    role.replace(state);
+                    tracing::info!(role = %role.name, "role reloaded");
+                }
+                Ok(Err(e)) => problems.push(format!(
+                    "role {}: {e}; keeping the current credentials",
+                    role.name
+                )),
+                Err(_) => problems.push(format!(
+                    "role {}: no credentials within {} s; keeping the current ones",
+                    role.name,
+                    RELOAD_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        problems
     }
 
-    fn stop(&mut self) {
-        for task in self.tasks.drain(..) {
+    /// Stops accepting, lets requests under way finish (closing idle connections) for at
+    /// most `grace`, and removes the token files.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.send_replace(true);
+        self.stop_accepting();
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(grace, self.connections.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some connections were still open after {} s; closing them",
+                grace.as_secs()
+            );
+        }
+        self.remove_token_files();
+    }
+
+    fn stop_accepting(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             task.abort();
         }
-        for file in self.token_files.drain(..) {
+    }
+
+    fn remove_token_files(&self) {
+        for file in self
+            .token_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             let _ = std::fs::remove_file(file);
         }
     }
@@ -251,6 +485,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.stop();
+        self.stop_accepting();
+        self.remove_token_files();
     }
 }

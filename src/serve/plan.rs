@@ -23,11 +23,34 @@ pub const DEFAULT_HOP_LIMIT: u32 = 64;
 /// Connections held at once unless configured.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
+/// Days before a certificate's expiry from which the daemon warns, once a day.
+pub const DEFAULT_CERT_EXPIRY_WARNING_DAYS: u32 = 30;
+
 #[derive(Debug)]
 pub struct Plan {
     pub roles: Vec<RolePlan>,
     pub listeners: Vec<ListenerPlan>,
     pub max_connections: usize,
+    /// Where `/healthz` and `/metrics` are served, if anywhere.
+    pub ops: Option<Endpoint>,
+    pub cert_expiry_warning_days: u32,
+}
+
+/// Where a listener listens: an address to bind, or a socket passed by systemd socket
+/// activation, named by its `FileDescriptorName=` (written `fd:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Activated(String),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => addr.fmt(f),
+            Self::Activated(name) => write!(f, "fd:{name}"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -46,7 +69,7 @@ pub struct EcsPlan {
 
 #[derive(Debug)]
 pub struct ListenerPlan {
-    pub addr: SocketAddr,
+    pub endpoint: Endpoint,
     pub hop_limit: u32,
     /// Index into `roles` of the role served over IMDS here.
     pub imds: Option<usize>,
@@ -54,15 +77,32 @@ pub struct ListenerPlan {
     pub ecs: Vec<usize>,
 }
 
-/// The plan for `serve`'s flags (and config file, if given).
-pub fn from_args(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Result<Plan> {
+/// The plan for `serve`'s flags (and config file, if given). `activated` are the names of
+/// the sockets passed by socket activation.
+pub fn from_args(
+    args: &ServeArgs,
+    env: impl Fn(&str) -> Option<String>,
+    activated: &[String],
+) -> Result<Plan> {
     let hop_limit = hop_limit(args.hop_limit.unwrap_or(DEFAULT_HOP_LIMIT), "--hop-limit")?;
     let max_connections = args.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
     if max_connections == 0 {
         return Err(Error::Usage("--max-connections must be at least 1".into()));
     }
+    let ops = args
+        .ops_listen
+        .as_deref()
+        .map(|text| parse_endpoint(text, "--ops-listen", activated))
+        .transpose()?;
+    let warning_days = args
+        .cert_expiry_warning_days
+        .unwrap_or(DEFAULT_CERT_EXPIRY_WARNING_DAYS);
     match &args.config {
-        None => one_role(args, hop_limit, max_connections, env),
+        None => one_role(args, hop_limit, max_connections, env, activated).map(|mut plan| {
+            plan.ops = ops;
+            plan.cert_expiry_warning_days = warning_days;
+            plan
+        }),
         Some(path) => {
             refuse_flags_beside_config(
                 &args.credentials,
@@ -79,7 +119,12 @@ pub fn from_args(args: &ServeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
                     path.display()
                 ))
             })?;
-            from_toml(&text, path, args, max_connections, env)
+            let mut plan = from_toml(&text, path, args, max_connections, env, activated)?;
+            plan.ops = ops.or(plan.ops);
+            if let Some(days) = args.cert_expiry_warning_days {
+                plan.cert_expiry_warning_days = days;
+            }
+            Ok(plan)
         }
     }
 }
@@ -89,12 +134,33 @@ fn one_role(
     hop_limit: u32,
     max_connections: usize,
     env: impl Fn(&str) -> Option<String>,
+    activated: &[String],
 ) -> Result<Plan> {
     let ip = match &args.bind {
         Some(text) => parse_ip(text, "--bind")?,
         None => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
-    let addr = SocketAddr::new(ip, args.port.unwrap_or(DEFAULT_PORT));
+    // A passed socket replaces --bind and --port; several need --config to say which is
+    // which (the ops socket, if it is one, is named by --ops-listen).
+    let for_role: Vec<&String> = activated
+        .iter()
+        .filter(|name| args.ops_listen.as_deref() != Some(&format!("fd:{name}")))
+        .collect();
+    let endpoint = match for_role.as_slice() {
+        [] => Endpoint::Tcp(SocketAddr::new(ip, args.port.unwrap_or(DEFAULT_PORT))),
+        [name] => Endpoint::Activated((*name).clone()),
+        names => {
+            return Err(Error::Usage(format!(
+                "{} sockets were passed ({}); without --config, serve uses one. Name them in the config file (imds = \"fd:NAME\")",
+                names.len(),
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
     let settings = config::session_settings(&args.credentials, env)?;
     let name = role_name(&settings);
     let ecs = match &args.ecs_token_file {
@@ -112,12 +178,14 @@ fn one_role(
             ecs,
         }],
         listeners: vec![ListenerPlan {
-            addr,
+            endpoint,
             hop_limit,
             imds: Some(0),
             ecs: if serves_ecs { vec![0] } else { Vec::new() },
         }],
         max_connections,
+        ops: None,
+        cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
     })
 }
 
@@ -168,6 +236,11 @@ struct File {
     hop_limit: Option<u32>,
     #[serde(default)]
     max_connections: Option<usize>,
+    /// `IP:PORT` or `fd:NAME` of the `/healthz` and `/metrics` listener.
+    #[serde(default)]
+    ops: Option<String>,
+    #[serde(default)]
+    cert_expiry_warning_days: Option<u32>,
     #[serde(default, rename = "role")]
     roles: Vec<RoleEntry>,
 }
@@ -280,22 +353,38 @@ fn from_toml(
     args: &ServeArgs,
     max_connections: usize,
     env: impl Fn(&str) -> Option<String>,
+    activated: &[String],
 ) -> Result<Plan> {
     let Roles { file, settings } = read_roles(text, path, &args.credentials, env)?;
     let at = |what: String| file_error(path, what);
     let hop_limit = hop_limit(file.hop_limit.unwrap_or(DEFAULT_HOP_LIMIT), "hop_limit")
         .map_err(|e| at(e.to_string()))?;
-    let ecs_addr = match &file.bind {
-        Some(text) => parse_socket_addr(text, "bind").map_err(|e| at(e.to_string()))?,
-        None => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+    let ecs_endpoint = match &file.bind {
+        Some(text) => parse_endpoint(text, "bind", activated).map_err(|e| at(e.to_string()))?,
+        None => Endpoint::Tcp(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            DEFAULT_PORT,
+        )),
     };
+    let ops = file
+        .ops
+        .as_deref()
+        .map(|text| parse_endpoint(text, "ops", activated).map_err(|e| at(e.to_string())))
+        .transpose()?;
     let max_connections = file.max_connections.unwrap_or(max_connections);
 
     let mut roles = Vec::with_capacity(file.roles.len());
     let mut listeners: Vec<ListenerPlan> = Vec::new();
     for (index, (entry, settings)) in file.roles.iter().zip(settings).enumerate() {
         let within = |e: Error| at(format!("role {:?}: {e}", entry.name));
-        if entry.imds.is_none() && entry.ecs_token_file.is_none() {
+        // A passed socket named like the role is its IMDS listener unless the file says
+        // otherwise.
+        let imds = entry.imds.clone().or_else(|| {
+            activated
+                .contains(&entry.name)
+                .then(|| format!("fd:{}", entry.name))
+        });
+        if imds.is_none() && entry.ecs_token_file.is_none() {
             return Err(within(Error::Usage(
                 "give imds = \"IP:PORT\", ecs_token_file = \"FILE\", or both; otherwise the role is served nowhere".into(),
             )));
@@ -313,19 +402,19 @@ fn from_toml(
             }
             None => None,
         };
-        if let Some(text) = &entry.imds {
-            let addr = parse_socket_addr(text, "imds").map_err(within)?;
-            let listener = listener_at(&mut listeners, addr, hop_limit);
+        if let Some(text) = &imds {
+            let endpoint = parse_endpoint(text, "imds", activated).map_err(within)?;
+            let listener = listener_at(&mut listeners, endpoint.clone(), hop_limit);
             if let Some(other) = listener.imds {
                 return Err(within(Error::Usage(format!(
-                    "imds address {addr} is already role {:?}'s; IMDS serves one role per address",
+                    "imds address {endpoint} is already role {:?}'s; IMDS serves one role per address",
                     file.roles[other].name
                 ))));
             }
             listener.imds = Some(index);
         }
         if ecs.is_some() {
-            listener_at(&mut listeners, ecs_addr, hop_limit)
+            listener_at(&mut listeners, ecs_endpoint.clone(), hop_limit)
                 .ecs
                 .push(index);
         }
@@ -339,6 +428,10 @@ fn from_toml(
         roles,
         listeners,
         max_connections,
+        ops,
+        cert_expiry_warning_days: file
+            .cert_expiry_warning_days
+            .unwrap_or(DEFAULT_CERT_EXPIRY_WARNING_DAYS),
     })
 }
 
@@ -370,17 +463,17 @@ impl RoleEntry {
     }
 }
 
-/// The listener at `addr`, added if new.
+/// The listener at `endpoint`, added if new.
 fn listener_at(
     listeners: &mut Vec<ListenerPlan>,
-    addr: SocketAddr,
+    endpoint: Endpoint,
     hop_limit: u32,
 ) -> &mut ListenerPlan {
-    let index = match listeners.iter().position(|l| l.addr == addr) {
+    let index = match listeners.iter().position(|l| l.endpoint == endpoint) {
         Some(i) => i,
         None => {
             listeners.push(ListenerPlan {
-                addr,
+                endpoint,
                 hop_limit,
                 imds: None,
                 ecs: Vec::new(),
@@ -419,6 +512,24 @@ fn parse_ip(text: &str, what: &str) -> Result<IpAddr> {
             "{what} {text:?} is not an IP address; use for example 127.0.0.1 or [::1]"
         ))
     })
+}
+
+/// `IP:PORT`, or `fd:NAME` for a socket passed by socket activation.
+fn parse_endpoint(text: &str, what: &str, activated: &[String]) -> Result<Endpoint> {
+    match text.strip_prefix("fd:") {
+        Some(name) if activated.iter().any(|a| a == name) => {
+            Ok(Endpoint::Activated(name.to_owned()))
+        }
+        Some(name) => Err(Error::Usage(format!(
+            "{what} {text:?}: no socket named {name:?} was passed by socket activation{}",
+            if activated.is_empty() {
+                String::new()
+            } else {
+                format!(" (passed: {})", activated.join(", "))
+            }
+        ))),
+        None => parse_socket_addr(text, what).map(Endpoint::Tcp),
+    }
 }
 
 fn parse_socket_addr(text: &str, what: &str) -> Result<SocketAddr> {
@@ -463,6 +574,7 @@ mod tests {
             &args,
             DEFAULT_MAX_CONNECTIONS,
             |_| None,
+            &["sock".to_owned()],
         )
     }
 
@@ -474,10 +586,13 @@ mod tests {
 
     #[test]
     fn flags_make_one_role_on_loopback_9911() {
-        let plan = from_args(&flags(), |_| None).unwrap();
+        let plan = from_args(&flags(), |_| None, &[]).unwrap();
         assert_eq!(plan.roles.len(), 1);
         assert_eq!(plan.roles[0].name, "app", "the role path is stripped");
-        assert_eq!(plan.listeners[0].addr, "127.0.0.1:9911".parse().unwrap());
+        assert_eq!(
+            plan.listeners[0].endpoint,
+            Endpoint::Tcp("127.0.0.1:9911".parse().unwrap())
+        );
         assert_eq!(plan.listeners[0].hop_limit, 64);
         assert_eq!(plan.listeners[0].imds, Some(0));
         assert!(plan.listeners[0].ecs.is_empty());
@@ -489,13 +604,16 @@ mod tests {
             let mut args = flags();
             args.bind = Some(text.into());
             args.port = Some(0);
-            let plan = from_args(&args, |_| None).unwrap();
-            assert_eq!(plan.listeners[0].addr, "[::1]:0".parse().unwrap());
+            let plan = from_args(&args, |_| None, &[]).unwrap();
+            assert_eq!(
+                plan.listeners[0].endpoint,
+                Endpoint::Tcp("[::1]:0".parse().unwrap())
+            );
         }
         let mut args = flags();
         args.bind = Some("localhost:80".into());
         assert!(
-            from_args(&args, |_| None)
+            from_args(&args, |_| None, &[])
                 .unwrap_err()
                 .to_string()
                 .contains("--bind")
@@ -508,7 +626,7 @@ mod tests {
             let mut args = flags();
             args.hop_limit = Some(bad);
             assert!(
-                from_args(&args, |_| None)
+                from_args(&args, |_| None, &[])
                     .unwrap_err()
                     .to_string()
                     .contains("1 to 255")
@@ -531,12 +649,56 @@ mod tests {
         let at = |addr: &str| {
             plan.listeners
                 .iter()
-                .find(|l| l.addr == addr.parse().unwrap())
+                .find(|l| l.endpoint == Endpoint::Tcp(addr.parse().unwrap()))
                 .unwrap()
         };
         assert_eq!(at("127.0.0.1:9001").imds, Some(0));
         assert_eq!(at("[::1]:9002").imds, Some(1));
         assert_eq!(at("127.0.0.1:9000").ecs, vec![0]);
+    }
+
+    #[test]
+    fn passed_sockets_are_matched_by_name() {
+        // `fd:NAME` explicitly, or implicitly a socket named like a role without `imds`.
+        let text = format!(
+            "bind = \"fd:sock\"\n{}",
+            role("sock", "ecs_token_file = \"/tmp/t\"")
+        );
+        let plan = plan_toml(&text).unwrap();
+        assert_eq!(plan.listeners.len(), 1);
+        assert_eq!(
+            plan.listeners[0].endpoint,
+            Endpoint::Activated("sock".into())
+        );
+        assert_eq!(plan.listeners[0].imds, Some(0));
+        assert_eq!(plan.listeners[0].ecs, vec![0]);
+        let error = plan_toml(&role("a", "imds = \"fd:other\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "no socket named \"other\" was passed by socket activation (passed: sock)"
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn flags_take_the_one_passed_socket() {
+        let names = ["web".to_owned()];
+        let plan = from_args(&flags(), |_| None, &names).unwrap();
+        assert_eq!(
+            plan.listeners[0].endpoint,
+            Endpoint::Activated("web".into())
+        );
+        let two = ["a".to_owned(), "b".to_owned()];
+        let error = from_args(&flags(), |_| None, &two).unwrap_err().to_string();
+        assert!(error.contains("2 sockets were passed (a, b)"), "{error}");
+        let mut args = flags();
+        args.ops_listen = Some("fd:b".into());
+        let plan = from_args(&args, |_| None, &two).unwrap();
+        assert_eq!(plan.listeners[0].endpoint, Endpoint::Activated("a".into()));
+        assert_eq!(plan.ops, Some(Endpoint::Activated("b".into())));
     }
 
     #[test]
@@ -581,7 +743,7 @@ mod tests {
     fn role_flags_beside_config_are_refused() {
         let mut args = flags();
         args.config = Some("serve.toml".into());
-        let error = from_args(&args, |_| None).unwrap_err().to_string();
+        let error = from_args(&args, |_| None, &[]).unwrap_err().to_string();
         assert!(
             error.contains("--certificate") && error.contains("--role-arn"),
             "{error}"
