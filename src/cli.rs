@@ -56,7 +56,7 @@ pub struct KeyArgs {
 
     /// Password of an encrypted PKCS#8 key or a PKCS#12 file. Visible to other local users
     /// in the process list: prefer --pkcs8-password-file or $ROLESANYWHERE_PKCS8_PASSWORD
-    /// (used when neither flag is given)
+    /// (used when neither flag is given), or under systemd the credential pkcs8-password
     #[arg(long, value_name = "PASSWORD")]
     pub pkcs8_password: Option<String>,
 

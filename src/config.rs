@@ -14,6 +14,9 @@ use crate::secret::Secret;
 
 /// The environment variable that may hold the key or PKCS#12 password.
 pub const PASSWORD_ENV: &str = "ROLESANYWHERE_PKCS8_PASSWORD";
+/// The systemd credential (in `$CREDENTIALS_DIRECTORY`) that may hold it, used when
+/// neither a flag nor the variable gives it.
+pub const PASSWORD_CREDENTIAL: &str = "pkcs8-password";
 
 /// The identity flags as an [`IdentitySpec`], after refusing the official helper's flags
 /// for key stores this build does not have (rather than silently ignoring them).
@@ -32,7 +35,19 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
                 path.display()
             ))
         })?),
-        (None, None) => std::env::var(PASSWORD_ENV).ok().map(Secret::from),
+        (None, None) => match std::env::var(PASSWORD_ENV) {
+            Ok(value) => Some(Secret::from(value)),
+            // Under systemd, `LoadCredential=pkcs8-password:FILE` passes it privately.
+            Err(_) => match crate::systemd::credential(PASSWORD_CREDENTIAL) {
+                Some(path) => Some(Secret::from_file(&path).map_err(|e| {
+                    Error::Usage(format!(
+                        "the systemd credential {} cannot be read: {e}",
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            },
+        },
     };
     // An empty password means "no password", as upstream documents, from every source:
     // an empty file must behave like `--pkcs8-password ""`.

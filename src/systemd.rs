@@ -44,6 +44,14 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
+/// The file of a systemd credential (`LoadCredential=NAME:...` in the unit), if the
+/// service manager passed one by that name.
+pub fn credential(name: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+    let path = std::path::Path::new(&dir).join(name);
+    path.is_file().then_some(path)
+}
+
 /// A listening socket passed by the service manager.
 #[derive(Debug)]
 pub struct Activated {

@@ -142,6 +142,11 @@ pub struct Running {
     /// The local address of the ops listener, if it is a TCP one.
     pub ops: Option<Bound>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Credential listeners, bound but not yet accepting: they start when every role has
+    /// credentials, so early clients (the one that triggered socket activation, say) wait
+    /// in the kernel's queue for an answer rather than get an error.
+    pending: std::sync::Mutex<Vec<(Listener, Arc<Site>)>>,
+    accepting: Connections,
     token_files: std::sync::Mutex<Vec<PathBuf>>,
     connections: Arc<Semaphore>,
     max_connections: usize,
@@ -226,6 +231,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
     let metrics = Arc::new(Metrics::default());
     let mut listeners = Vec::with_capacity(sockets.len());
     let mut sites = Vec::with_capacity(sockets.len());
+    let mut pending = Vec::with_capacity(sockets.len());
     let mut tasks = Vec::with_capacity(sockets.len() + 1);
     for (listener, socket) in plan.listeners.iter().zip(sockets) {
         let imds = listener.imds.map(|i| roles[i].0.clone());
@@ -251,11 +257,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
             metrics: metrics.clone(),
         });
         sites.push(site.clone());
-        tasks.push(tokio::spawn(http::accept_loop(
-            socket,
-            site,
-            connections.clone(),
-        )));
+        pending.push((socket, site));
     }
     let ops = ops_socket.map(|(endpoint, socket)| {
         let bound = Bound {
@@ -281,6 +283,8 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
         roles,
         ops,
         tasks: std::sync::Mutex::new(tasks),
+        pending: std::sync::Mutex::new(pending),
+        accepting: connections,
         token_files: std::sync::Mutex::new(token_files),
         connections: limit,
         max_connections,
@@ -309,8 +313,8 @@ fn start_role(role: &RolePlan, schedule: &Schedule) -> Result<RoleState> {
 }
 
 impl Running {
-    /// Waits until every role has its first credentials; the first permanent failure is
-    /// the error.
+    /// Waits until every role has its first credentials, then starts accepting on the
+    /// credential listeners; the first permanent failure is the error.
     pub async fn ready(&self) -> Result<()> {
         for (role, _) in &self.roles {
             role.state()
@@ -319,6 +323,20 @@ impl Running {
                 .first()
                 .await
                 .map_err(|e| Error::Other(format!("role {}: {e}", role.name)))?;
+        }
+        let pending: Vec<_> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for (socket, site) in pending {
+            tasks.push(tokio::spawn(http::accept_loop(
+                socket,
+                site,
+                self.accepting.clone(),
+            )));
         }
         Ok(())
     }

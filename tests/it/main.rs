@@ -15,4 +15,5 @@ mod serve_daemon;
 mod serve_imds;
 mod serve_refresh;
 mod serve_sdks;
+mod systemd;
 mod update;

@@ -135,11 +135,42 @@ pub fn http(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Response {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to serve");
+    let stream = std::net::TcpStream::connect(addr).expect("connect to serve");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    exchange(stream, method, path, headers)
+}
+
+/// [`http`] over a Unix socket.
+pub fn http_unix(
+    path: &std::path::Path,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let stream = std::os::unix::net::UnixStream::connect(path).expect("connect to serve");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    exchange(stream, method, target, headers)
+}
+
+/// Writes one request on `stream` and reads the whole response.
+pub fn exchange(
+    mut stream: impl std::io::Read + std::io::Write,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    stream
+        .write_all(request_head(method, path, headers).as_bytes())
+        .unwrap();
+    read_response(stream)
+}
+
+/// The bytes of a request with no body.
+pub fn request_head(method: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let mut request =
         format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -149,7 +180,11 @@ pub fn http(
         request.push_str("Content-Length: 0\r\n");
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
+    request
+}
+
+/// Reads a response to the end of the stream.
+pub fn read_response(mut stream: impl std::io::Read) -> Response {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8(raw).expect("UTF-8 response");

@@ -140,8 +140,33 @@ fn a_certificate_replaced_on_disk_is_used_at_the_next_refresh() {
     let d = Daemon::start(setup.leaf_subcommand("serve"));
     let first_serial = setup.emulator.received()[0].serial.clone().unwrap();
 
-    // A new key and certificate from the same CA, written beside the old ones and renamed
-    // over them, as certificate renewal tools do.
+    renew_leaf(&setup, "987654321");
+
+    let deadline = Instant::now() + Duration::from_secs(u64::from(LIFETIME) + 10);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was never used: {:?}",
+            setup.emulator.received()
+        );
+        let renewed = setup
+            .emulator
+            .received()
+            .iter()
+            .any(|r| r.serial.as_deref() == Some("987654321") && r.status == 201);
+        if renewed {
+            break;
+        }
+        assert!(poll(&d).0.is_some(), "credentials are served meanwhile");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_ne!(first_serial, "987654321");
+    assert!(d.log().contains("serial=987654321"), "{}", d.log());
+}
+
+/// Replaces the leaf key and certificate with new ones from the same CA, with `serial`:
+/// written beside the old ones and renamed over them, as certificate renewal tools do.
+pub fn renew_leaf(setup: &Setup, serial: &str) {
     let dir = setup.dir.path();
     openssl(
         dir,
@@ -185,7 +210,7 @@ fn a_certificate_replaced_on_disk_is_used_at_the_next_refresh() {
             "-CAkey",
             "root-ca.key",
             "-set_serial",
-            "987654321",
+            serial,
             "-days",
             "2",
             "-extfile",
@@ -196,25 +221,4 @@ fn a_certificate_replaced_on_disk_is_used_at_the_next_refresh() {
     );
     std::fs::rename(dir.join("new.key"), dir.join("leaf.key")).unwrap();
     std::fs::rename(dir.join("new.pem"), dir.join("leaf.pem")).unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(u64::from(LIFETIME) + 10);
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "the renewed certificate was never used: {:?}",
-            setup.emulator.received()
-        );
-        let renewed = setup
-            .emulator
-            .received()
-            .iter()
-            .any(|r| r.serial.as_deref() == Some("987654321") && r.status == 201);
-        if renewed {
-            break;
-        }
-        assert!(poll(&d).0.is_some(), "credentials are served meanwhile");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    assert_ne!(first_serial, "987654321");
-    assert!(d.log().contains("serial=987654321"), "{}", d.log());
 }

@@ -68,6 +68,8 @@ identity = session.client("sts", endpoint_url=sys.argv[1]).get_caller_identity()
 print(json.dumps({
     "method": credentials.method,
     "access_key": frozen.access_key,
+    # Inside botocore's 15-minute advisory window it would fetch again on every use.
+    "refresh_needed": credentials.refresh_needed(),
     "arn": identity["Arn"],
     "account": identity["Account"],
 }))
@@ -269,6 +271,7 @@ fn boto3_gets_credentials_through_imds() {
     let served = Served::imds();
     let found = served.boto3(&served.imds_env());
     assert_eq!(found["method"], "iam-role", "{found}");
+    assert_eq!(found["refresh_needed"], false, "{found}");
     assert_eq!(found["access_key"], served.served_key().as_str(), "{found}");
     check_identity("boto3 through IMDS", &found);
 }
@@ -278,6 +281,7 @@ fn boto3_gets_credentials_through_ecs() {
     let served = Served::with_ecs();
     let found = served.boto3(&served.ecs_env());
     assert_eq!(found["method"], "container-role", "{found}");
+    assert_eq!(found["refresh_needed"], false, "{found}");
     assert_eq!(found["access_key"], served.served_key().as_str(), "{found}");
     check_identity("boto3 through ECS", &found);
 }
@@ -441,8 +445,14 @@ fn node(served: &Served, script: &str, env: &[(&str, String)]) -> serde_json::Va
     );
     let credentials: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let expiration = credentials["Expiration"].as_str().unwrap_or_default();
-    time::OffsetDateTime::parse(expiration, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("node {script}: Expiration {expiration:?}: {e}"));
+    let expiration =
+        time::OffsetDateTime::parse(expiration, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("node {script}: Expiration {expiration:?}: {e}"));
+    let left = expiration - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::minutes(15),
+        "node {script}: more than 15 minutes left: {credentials}"
+    );
     credentials
 }
 
