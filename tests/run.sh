@@ -14,6 +14,9 @@ declare -A need=(
   [curl]=curl
   [wrk]=wrk
   [tinyproxy]=tinyproxy
+  [tcpdump]=tcpdump
+  [systemd-analyze]=systemd
+  [systemd-socket-activate]=systemd
 )
 missing=()
 for cmd in "${!need[@]}"; do
