@@ -485,3 +485,62 @@ fn ops_endpoint_reports_health_and_prometheus_metrics() {
     assert_eq!(refreshed["role"], "onprem-app");
     assert!(refreshed["serial"].as_str().is_some());
 }
+
+#[test]
+fn certificate_expiry_is_warned_about_within_the_configured_days() {
+    let setup = Setup::new(KeyType::P256, false);
+    // The dev PKI's leaf is valid for 365 days.
+    let quiet = Daemon::start(setup.leaf_subcommand("serve"));
+    let mut cmd = setup.leaf_subcommand("serve");
+    cmd.args(["--cert-expiry-warning-days", "400"]);
+    let warned = Daemon::start(cmd);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !warned.log().contains("the certificate expires soon") {
+        assert!(Instant::now() < deadline, "{}", warned.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(warned.log().contains("days_left=364"), "{}", warned.log());
+    assert!(!quiet.log().contains("expires soon"), "{}", quiet.log());
+}
+
+#[test]
+fn the_key_password_comes_from_the_systemd_credentials_directory() {
+    let setup = Setup::new(KeyType::P256, false);
+    let dir = setup.dir.path();
+    common::openssl(
+        dir,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "leaf.key",
+            "-out",
+            "leaf.enc.key",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:s3cret",
+        ],
+    );
+    let credentials = setup.path("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("pkcs8-password"), "s3cret\n").unwrap();
+    let mut cmd = setup.leaf_subcommand("serve");
+    cmd.arg("--private-key")
+        .arg(setup.path("leaf.enc.key"))
+        .env("CREDENTIALS_DIRECTORY", &credentials);
+    let d = Daemon::start(cmd);
+    assert_eq!(imds_credentials(d.port, ROLE_NAME).status, 200);
+    // Without it, the key cannot be opened.
+    let out = run(setup
+        .leaf_subcommand("serve")
+        .arg("--private-key")
+        .arg(setup.path("leaf.enc.key"))
+        .args(["--port", "0"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no password was given"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
