@@ -57,6 +57,14 @@ pub struct Stats {
     pub certificate_not_after: AtomicI64,
 }
 
+impl Stats {
+    /// Seconds until the certificate last used expires, once one has been used.
+    pub fn certificate_seconds_left(&self, now: OffsetDateTime) -> Option<i64> {
+        let not_after = self.certificate_not_after.load(Ordering::Relaxed);
+        (not_after != 0).then(|| not_after - now.unix_timestamp())
+    }
+}
+
 /// What readers see.
 #[derive(Clone, Debug)]
 pub enum State {

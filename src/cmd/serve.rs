@@ -6,7 +6,6 @@
 //! removes its ECS token files.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -130,16 +129,10 @@ async fn reload_roles(args: ServeArgs, names: Vec<String>, running: Arc<Running>
 }
 
 fn warn_on_certificate_expiry(running: &Running, days: u32) {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = time::OffsetDateTime::now_utc();
     for (role, _) in &running.roles {
-        let not_after = role
-            .state()
-            .handle
-            .stats()
-            .certificate_not_after
-            .load(Ordering::Relaxed);
-        let left = not_after - now;
-        if not_after != 0 && left < i64::from(days) * 86_400 {
+        let left = role.state().handle.stats().certificate_seconds_left(now);
+        if let Some(left) = left.filter(|l| *l < i64::from(days) * 86_400) {
             tracing::warn!(
                 role = %role.name,
                 days_left = left / 86_400,

@@ -110,18 +110,11 @@ impl Ops {
         out.push_str("# HELP rolesanywhere_certificate_expiry_seconds Seconds until the certificate last used expires (absent until one was used).\n");
         out.push_str("# TYPE rolesanywhere_certificate_expiry_seconds gauge\n");
         for role in &self.roles {
-            let not_after = role
-                .state()
-                .handle
-                .stats()
-                .certificate_not_after
-                .load(Ordering::Relaxed);
-            if not_after != 0 {
+            if let Some(left) = role.state().handle.stats().certificate_seconds_left(now) {
                 let _ = writeln!(
                     out,
-                    "rolesanywhere_certificate_expiry_seconds{{role=\"{}\"}} {}",
-                    label(&role.name),
-                    not_after - now.unix_timestamp()
+                    "rolesanywhere_certificate_expiry_seconds{{role=\"{}\"}} {left}",
+                    label(&role.name)
                 );
             }
         }

@@ -640,13 +640,7 @@ fn aws_cli_and_botocore_use_it_as_credential_process() {
         &setup.emulator.url(),
     ]);
     aws_env(&mut aws);
-    let out = common::run(&mut aws);
-    assert!(
-        out.status.success(),
-        "aws sts get-caller-identity: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let identity = common::json_stdout(&common::run(&mut aws), "aws sts get-caller-identity");
     let arn = identity["Arn"].as_str().unwrap();
     assert!(
         arn.starts_with("arn:aws:sts::111122223333:assumed-role/onprem-app/"),

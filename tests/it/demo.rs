@@ -76,13 +76,7 @@ fn demo_commands_work_and_ctrl_c_cleans_up() {
         for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
             sh.env_remove(var);
         }
-        let out = common::run(&mut sh);
-        assert!(
-            out.status.success(),
-            "{export}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let identity = common::json_stdout(&common::run(&mut sh), export);
         assert!(
             identity["Arn"]
                 .as_str()

@@ -36,13 +36,7 @@ fn boto3_whoami(setup: &Setup, env: &[(&str, String)]) -> serde_json::Value {
     for (name, value) in env {
         py.env(name, value);
     }
-    let out = common::run(&mut py);
-    assert!(
-        out.status.success(),
-        "whoami.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::json_stdout(&common::run(&mut py), "whoami.py")
 }
 
 fn role_toml(setup: &Setup, name: &str, extra: &str) -> String {

@@ -176,13 +176,7 @@ fn boto3_and_the_aws_cli_read_the_written_profile() {
     ])
     .args(["--endpoint-url", &setup.emulator.url()]);
     clean(&mut aws);
-    let out = run(&mut aws);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let identity = common::json_stdout(&run(&mut aws), "aws sts get-caller-identity");
     assert!(
         identity["Arn"]
             .as_str()

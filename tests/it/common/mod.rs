@@ -103,3 +103,19 @@ pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
             .args(args),
     )
 }
+
+/// The JSON a successful command printed; a failure shows `what` and its stderr.
+pub fn json_stdout(out: &Output, what: &str) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
