@@ -94,6 +94,11 @@ pub struct KeyArgs {
     #[arg(long)]
     pub no_tpm_key_password: bool,
 
+    /// Use a private key (or password) file that group or others can read, with a warning,
+    /// instead of refusing it [this project's own flag]
+    #[arg(long)]
+    pub allow_readable_key_files: bool,
+
     /// Explain each step on stderr (never prints a secret)
     #[arg(long)]
     pub debug: bool,

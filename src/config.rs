@@ -9,6 +9,7 @@ use crate::cli::{CredentialArgs, KeyArgs};
 use crate::endpoint;
 use crate::error::{Error, Result};
 use crate::identity::IdentitySpec;
+use crate::identity::file::{self, Readable, Role};
 use crate::rolesanywhere::{ClientConfig, SessionParams};
 use crate::secret::Secret;
 
@@ -25,16 +26,24 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
     for value in [&args.certificate, &args.private_key].into_iter().flatten() {
         refuse_store_uri(value)?;
     }
+    let readable = if args.allow_readable_key_files {
+        Readable::Warn
+    } else {
+        Readable::Refuse
+    };
     // The flags (mutually exclusive) win over the environment variable, which only fills
     // in when neither is given: an exported variable must not block a flag.
     let password = match (&args.pkcs8_password, &args.pkcs8_password_file) {
         (Some(p), _) => Some(Secret::from(p.clone())),
-        (None, Some(path)) => Some(Secret::from_file(path).map_err(|e| {
-            Error::Usage(format!(
-                "password file {} cannot be read ({e}); check the --pkcs8-password-file path",
-                path.display()
-            ))
-        })?),
+        (None, Some(path)) => {
+            file::guard_secret(Role::PasswordFile, path, readable)?;
+            Some(Secret::from_file(path).map_err(|e| {
+                Error::Usage(format!(
+                    "password file {} cannot be read ({e}); check the --pkcs8-password-file path",
+                    path.display()
+                ))
+            })?)
+        }
         (None, None) => match std::env::var(PASSWORD_ENV) {
             Ok(value) => Some(Secret::from(value)),
             // Under systemd, `LoadCredential=pkcs8-password:FILE` passes it privately.
@@ -57,6 +66,7 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
         private_key: args.private_key.as_ref().map(PathBuf::from),
         intermediates: None,
         password,
+        readable_key_files: readable,
     })
 }
 

@@ -31,6 +31,7 @@ pub fn run(args: &SignStringArgs) -> Result<()> {
     // with a key alone, as upstream allows, only the key is read.
     let key: PrivateKey = match (&spec.certificate, &spec.private_key) {
         (None, Some(key_path)) => {
+            file::guard_secret(Role::PrivateKey, key_path, spec.readable_key_files)?;
             let bytes = file::read(Role::PrivateKey, key_path)?;
             file::private_key(key_path, &bytes, spec.password.as_ref())?
         }

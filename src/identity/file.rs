@@ -26,6 +26,7 @@ pub enum Role {
     Certificate,
     PrivateKey,
     Intermediates,
+    PasswordFile,
 }
 
 impl Role {
@@ -34,6 +35,7 @@ impl Role {
             Self::Certificate => "certificate",
             Self::PrivateKey => "private key",
             Self::Intermediates => "intermediates bundle",
+            Self::PasswordFile => "password file",
         }
     }
 
@@ -42,7 +44,47 @@ impl Role {
             Self::Certificate => "--certificate",
             Self::PrivateKey => "--private-key",
             Self::Intermediates => "--intermediates",
+            Self::PasswordFile => "--pkcs8-password-file",
         }
+    }
+}
+
+/// What to do about a file holding a private key (or its password) that group or others
+/// can read: such a key is as good as shared with every local account that can read it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Readable {
+    /// Refuse it, saying how to fix the mode (the default).
+    #[default]
+    Refuse,
+    /// Use it, with a warning (`--allow-readable-key-files`).
+    Warn,
+}
+
+/// Checks that the secret-bearing file at `path` is readable by its owner only.
+pub fn guard_secret(role: Role, path: &Path, policy: Readable) -> Result<(), IdentityError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        // The read that follows reports a missing or unreadable file in its own words.
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o044 == 0 {
+        return Ok(());
+    }
+    match policy {
+        Readable::Warn => {
+            tracing::warn!(file = %path.display(), mode = %format!("{mode:04o}"), "this {} can be read by group or others", role.noun());
+            Ok(())
+        }
+        Readable::Refuse => Err(file_error(
+            role,
+            path,
+            format!("holds a secret but can be read by group or others (mode {mode:04o})"),
+            format!(
+                "make it private with: chmod 600 {} (or pass --allow-readable-key-files to use it anyway)",
+                path.display()
+            ),
+        )),
     }
 }
 

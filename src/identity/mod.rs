@@ -59,6 +59,8 @@ pub struct IdentitySpec {
     pub intermediates: Option<PathBuf>,
     /// Password of an encrypted PKCS#8 key or a PKCS#12 file.
     pub password: Option<Secret>,
+    /// Whether a key file that group or others can read is refused or only warned about.
+    pub readable_key_files: file::Readable,
 }
 
 /// A certificate, its chain, and the private key that matches it.
@@ -204,6 +206,7 @@ fn load_key_and_certificates(
     let key_path = spec.private_key.as_deref();
     match (certs, key_path) {
         (Some(certs), Some(key_path)) => {
+            file::guard_secret(Role::PrivateKey, key_path, spec.readable_key_files)?;
             let key_bytes = file::read(Role::PrivateKey, key_path)?;
             let key = file::private_key(key_path, &key_bytes, spec.password.as_ref())?;
             Ok((key, certs, cert_path))
@@ -219,6 +222,7 @@ fn load_key_and_certificates(
             }
             // A combined file does hold a key: its own error (wrong or missing password,
             // weak key, unsupported curve) is the one the user can act on.
+            file::guard_secret(Role::Certificate, &cert_path, spec.readable_key_files)?;
             let key = file::private_key(&cert_path, &cert_bytes, spec.password.as_ref())?;
             Ok((key, certs, cert_path))
         }
@@ -231,6 +235,7 @@ fn load_key_and_certificates(
                     "put the whole chain in the PKCS#12 file and drop --intermediates",
                 ));
             }
+            file::guard_secret(Role::Certificate, &cert_path, spec.readable_key_files)?;
             let (key, certs) = file::pkcs12(&cert_path, &cert_bytes, spec.password.as_ref())?;
             Ok((key, certs, cert_path))
         }

@@ -974,3 +974,85 @@ fn intermediates_bundle_with_a_private_key_on_the_command_line() {
         &["PRIVATE KEY"],
     );
 }
+
+/// Makes `path` readable by everyone, as a careless copy would.
+fn share(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+#[test]
+fn key_files_readable_by_others_are_refused_unless_allowed() {
+    let (tmp, f) = setup();
+    share(&f.key);
+    refused(
+        "shared key",
+        &mut sign(&f.cert, &f.key, Password::None),
+        &f.key,
+        &["can be read by group or others (mode 0644)", "chmod 600"],
+    );
+    refused(
+        "shared key alone",
+        &mut sign_one("--private-key", &f.key, Password::None),
+        &f.key,
+        &["mode 0644"],
+    );
+    // With the flag: it works, with one warning line.
+    let out = run(sign(&f.cert, &f.key, Password::None).arg("--allow-readable-key-files"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("can be read by group or others"),
+        "{stderr}"
+    );
+    // The certificate alone is public: no complaint about its mode.
+    share(&f.cert);
+    assert!(run(&mut read_cert(&f.cert)).status.success());
+
+    // A combined key+certificate file and a PKCS#12 file hold the key too.
+    let combined = path(tmp.path(), "combined.pem");
+    let mut both = std::fs::read(&f.key).unwrap();
+    both.extend(std::fs::read(&f.cert).unwrap());
+    std::fs::write(&combined, both).unwrap();
+    share(&combined);
+    refused(
+        "shared combined file",
+        &mut sign_one("--certificate", &combined, Password::None),
+        &combined,
+        &["mode 0644"],
+    );
+    let p12 = path(tmp.path(), "shared.p12");
+    openssl(
+        tmp.path(),
+        &[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            f.key.to_str().unwrap(),
+            "-in",
+            f.cert.to_str().unwrap(),
+            "-passout",
+            &format!("pass:{PASSWORD}"),
+            "-out",
+            p12.to_str().unwrap(),
+        ],
+    );
+    share(&p12);
+    refused(
+        "shared PKCS#12",
+        &mut sign_one("--certificate", &p12, Password::Flag(PASSWORD)),
+        &p12,
+        &["mode 0644"],
+    );
+
+    // So does a password file.
+    let password = path(tmp.path(), "password");
+    std::fs::write(&password, PASSWORD).unwrap();
+    share(&password);
+    refused(
+        "shared password file",
+        &mut sign_one("--certificate", &p12, Password::File(&password)),
+        &password,
+        &["password file", "mode 0644"],
+    );
+}

@@ -1,6 +1,7 @@
 //! Known-answer tests: `../shared/kat/vectors.json`, captured from the official helper's
 //! real requests. A signer that does not reproduce them byte for byte is wrong.
 
+use rolesanywhere_helper::identity::file::Readable;
 use rolesanywhere_helper::identity::{Certificate, Digest, Identity, IdentitySpec};
 use rolesanywhere_helper::sigv4x509::{self, Algorithm, SessionRequest};
 use serde_json::Value;
@@ -22,6 +23,8 @@ fn kat_identity(cert: &str, key: &str) -> Identity {
     let spec = IdentitySpec {
         certificate: Some(kat_dir().join(cert)),
         private_key: Some(kat_dir().join(key)),
+        // The published vectors' key is world-readable on purpose.
+        readable_key_files: Readable::Warn,
         ..IdentitySpec::default()
     };
     // The KAT certificates are valid until 2034; sign as of the capture date.

@@ -119,3 +119,16 @@ pub fn json_stdout(out: &Output, what: &str) -> serde_json::Value {
         )
     })
 }
+
+/// Files the tests write are private (umask 077), as key files must be: the helper refuses
+/// a private key that group or others can read (`identity_bad_input` checks that refusal
+/// with an explicit chmod). Set before any test runs, so that every file a test or a tool
+/// it starts writes is covered.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static PRIVATE_FILES: extern "C" fn() = private_files;
+
+extern "C" fn private_files() {
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o077) };
+}
