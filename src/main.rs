@@ -5,6 +5,15 @@ use rolesanywhere_helper::cli::{Cli, Command};
 use rolesanywhere_helper::{cmd, emulator, logging, pki};
 
 fn main() -> ExitCode {
+    // Keys, PINs and credentials live in this process's memory: no core dumps of it, and
+    // no ptrace or /proc/PID/mem access by other processes of the same user.
+    // SAFETY: PR_SET_DUMPABLE takes an integer argument and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) } != 0 {
+        eprintln!(
+            "warning: cannot disable core dumps: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

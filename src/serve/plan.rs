@@ -444,6 +444,8 @@ impl RoleEntry {
                 certificate: self.certificate.clone(),
                 private_key: self.private_key.clone(),
                 pkcs8_password_file: self.pkcs8_password_file.clone(),
+                allow_readable_key_files: defaults.key.allow_readable_key_files,
+                debug: defaults.key.debug,
                 ..KeyArgs::default()
             },
             intermediates: self.intermediates.clone(),
