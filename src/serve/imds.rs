@@ -8,7 +8,7 @@
 //! (`X-Forwarded-For`), 405 for a wrong method, 404 for everything else, including
 //! `security-credentials-extended`, so SDKs fall back to the plain path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,57 @@ pub const MAX_TTL: u64 = 21600;
 const TOKEN_PATH: &str = "/latest/api/token";
 const CREDENTIALS_PATH: &str = "/latest/meta-data/iam/security-credentials";
 
-/// Issued session tokens and their expiry. Bounded: when full, expired tokens go first,
-/// then the one that expires soonest, so a client that floods the PUT evicts tokens but
-/// cannot grow memory.
+/// Issued session tokens and their expiry, bounded in number. When full, the oldest token
+/// that was never used goes first, then the oldest used one: a local client flooding the
+/// PUT churns only tokens nobody presented, and the SDKs' tokens in use survive. Every
+/// operation is O(1) amortised, so a flood costs no scan of the store.
 pub struct TokenStore {
-    tokens: Mutex<HashMap<String, Instant>>,
+    inner: Mutex<Tokens>,
     capacity: usize,
+}
+
+struct Entry {
+    expiry: Instant,
+    used: bool,
+}
+
+#[derive(Default)]
+struct Tokens {
+    map: HashMap<String, Entry>,
+    /// Issue order of tokens not used yet; entries for tokens since used or gone are
+    /// skipped when popped and dropped by `compact`.
+    unused: VecDeque<String>,
+    /// First-use order of used tokens, likewise.
+    used: VecDeque<String>,
+}
+
+impl Tokens {
+    /// Removes one token: the oldest unused, else the oldest used.
+    fn evict_one(&mut self) {
+        for want_used in [false, true] {
+            let queue = if want_used {
+                &mut self.used
+            } else {
+                &mut self.unused
+            };
+            while let Some(token) = queue.pop_front() {
+                if self.map.get(&token).is_some_and(|e| e.used == want_used) {
+                    self.map.remove(&token);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Drops stale queue entries once they outnumber the live tokens, keeping the queues
+    /// bounded by the store's size.
+    fn compact(&mut self, capacity: usize) {
+        if self.unused.len() + self.used.len() > 2 * capacity + 16 {
+            let map = &self.map;
+            self.unused.retain(|t| map.get(t).is_some_and(|e| !e.used));
+            self.used.retain(|t| map.get(t).is_some_and(|e| e.used));
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -48,9 +93,13 @@ pub enum TokenError {
 impl TokenStore {
     pub fn new(capacity: usize) -> Self {
         Self {
-            tokens: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Tokens::default()),
             capacity: capacity.max(1),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A new random token valid for `ttl`.
@@ -58,39 +107,43 @@ impl TokenStore {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).expect("the OS random number generator works");
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        if tokens.len() >= self.capacity {
-            tokens.retain(|_, expiry| *expiry > now);
+        let mut tokens = self.lock();
+        while tokens.map.len() >= self.capacity {
+            tokens.evict_one();
         }
-        if tokens.len() >= self.capacity
-            && let Some(soonest) = tokens
-                .iter()
-                .min_by_key(|(_, expiry)| **expiry)
-                .map(|(t, _)| t.clone())
-        {
-            tokens.remove(&soonest);
-            tracing::debug!("token store full: evicted the token that expires soonest");
-        }
-        tokens.insert(token.clone(), now + ttl);
+        tokens.map.insert(
+            token.clone(),
+            Entry {
+                expiry: now + ttl,
+                used: false,
+            },
+        );
+        tokens.unused.push_back(token.clone());
+        tokens.compact(self.capacity);
         token
     }
 
     /// The seconds the token has left, or why it is refused.
     pub fn check(&self, token: Option<&str>, now: Instant) -> Result<u64, TokenError> {
         let token = token.ok_or(TokenError::Missing)?;
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        match tokens.get(token) {
-            Some(expiry) if *expiry > now => Ok(expiry.duration_since(now).as_secs()),
-            Some(_) => {
-                tokens.remove(token);
-                Err(TokenError::Invalid)
-            }
-            None => Err(TokenError::Invalid),
+        let mut tokens = self.lock();
+        let Some(entry) = tokens.map.get_mut(token) else {
+            return Err(TokenError::Invalid);
+        };
+        if entry.expiry <= now {
+            tokens.map.remove(token);
+            return Err(TokenError::Invalid);
         }
+        let left = entry.expiry.duration_since(now).as_secs();
+        if !std::mem::replace(&mut entry.used, true) {
+            tokens.used.push_back(token.to_owned());
+            tokens.compact(self.capacity);
+        }
+        Ok(left)
     }
 
     pub fn len(&self) -> usize {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -210,19 +263,44 @@ mod tests {
     }
 
     #[test]
-    fn a_full_store_evicts_the_soonest_expiring_token() {
+    fn a_flood_of_unused_tokens_never_evicts_one_in_use() {
         let store = TokenStore::new(3);
         let now = Instant::now();
-        let short = store.issue(Duration::from_secs(5), now);
-        let long: Vec<String> = (0..2)
-            .map(|i| store.issue(Duration::from_secs(100 + i), now))
-            .collect();
-        let newest = store.issue(Duration::from_secs(50), now);
-        assert_eq!(store.len(), 3);
-        assert_eq!(store.check(Some(&short), now), Err(TokenError::Invalid));
-        for token in long.iter().chain([&newest]) {
-            assert!(store.check(Some(token), now).is_ok());
+        let in_use = store.issue(Duration::from_secs(60), now);
+        assert!(store.check(Some(&in_use), now).is_ok());
+        let mut flood = Vec::new();
+        for _ in 0..1000 {
+            flood.push(store.issue(Duration::from_secs(60), now));
         }
+        assert_eq!(store.len(), 3);
+        assert!(
+            store.check(Some(&in_use), now).is_ok(),
+            "the used token survives"
+        );
+        // The newest unused ones are kept, the oldest went first.
+        assert!(store.check(Some(&flood[999]), now).is_ok());
+        assert!(store.check(Some(&flood[998]), now).is_ok());
+        assert_eq!(store.check(Some(&flood[0]), now), Err(TokenError::Invalid));
+        let queued = {
+            let tokens = store.lock();
+            tokens.unused.len() + tokens.used.len()
+        };
+        assert!(queued <= 2 * 3 + 16, "queues stay bounded: {queued}");
+    }
+
+    #[test]
+    fn when_all_are_used_the_oldest_used_goes() {
+        let store = TokenStore::new(2);
+        let now = Instant::now();
+        let first = store.issue(Duration::from_secs(60), now);
+        let second = store.issue(Duration::from_secs(60), now);
+        for t in [&first, &second] {
+            assert!(store.check(Some(t), now).is_ok());
+        }
+        let third = store.issue(Duration::from_secs(60), now);
+        assert_eq!(store.check(Some(&first), now), Err(TokenError::Invalid));
+        assert!(store.check(Some(&second), now).is_ok());
+        assert!(store.check(Some(&third), now).is_ok());
     }
 
     #[test]
