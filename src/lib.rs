@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod error;
 pub mod identity;
 pub mod logging;
+pub mod pkcs11;
 pub mod pki;
 pub mod refresh;
 pub mod rolesanywhere;
