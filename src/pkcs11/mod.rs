@@ -2,7 +2,10 @@
 //! the key kept where it cannot be copied.
 //!
 //! - [`uri`]: parsing and printing URIs.
+//! - [`pin`]: where PINs come from, none of them needing a terminal.
 
+pub mod pin;
 pub mod uri;
 
+pub use pin::PinOptions;
 pub use uri::{ObjectType, Pkcs11Uri};

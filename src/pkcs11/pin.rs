@@ -1,0 +1,422 @@
+//! Where token PINs come from. None of these sources needs a terminal, so a daemon or a
+//! `credential_process` run by an SDK can log in:
+//!
+//! 1. the URI: `pin-value=…`, or `pin-source=file:/path` (a bare path works too);
+//! 2. `--pkcs11-pin-file FILE`;
+//! 3. `$ROLESANYWHERE_PKCS11_PIN`;
+//! 4. the systemd credential `rolesanywhere-pkcs11-pin` (`$CREDENTIALS_DIRECTORY`, from
+//!    `LoadCredential=` or `LoadCredentialEncrypted=`).
+//!
+//! The context-specific PIN of a key with `CKA_ALWAYS_AUTHENTICATE` has its own file flag,
+//! variable and credential (`--pkcs11-context-pin-file`, `$ROLESANYWHERE_PKCS11_CONTEXT_PIN`,
+//! `rolesanywhere-pkcs11-context-pin`), or is the user PIN under `--reuse-pin`.
+//!
+//! Interactive commands may also ask on `/dev/tty`, as the official helper does. A PIN is
+//! read when a login needs it and wiped from memory right after (files and the terminal
+//! are read into zeroizing buffers; the variable's copy is wiped, the environment itself
+//! is the process's).
+
+use std::io::{self, BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::uri::Pkcs11Uri;
+use crate::secret::Secret;
+
+/// The variable that may hold the user PIN.
+pub const PIN_ENV: &str = "ROLESANYWHERE_PKCS11_PIN";
+/// The variable that may hold the context-specific PIN.
+pub const CONTEXT_PIN_ENV: &str = "ROLESANYWHERE_PKCS11_CONTEXT_PIN";
+/// The systemd credential name of the user PIN.
+pub const PIN_CREDENTIAL: &str = "rolesanywhere-pkcs11-pin";
+/// The systemd credential name of the context-specific PIN.
+pub const CONTEXT_PIN_CREDENTIAL: &str = "rolesanywhere-pkcs11-context-pin";
+
+/// The PIN settings besides the URI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PinOptions {
+    /// `--pkcs11-pin-file`.
+    pub pin_file: Option<PathBuf>,
+    /// `--pkcs11-context-pin-file`.
+    pub context_pin_file: Option<PathBuf>,
+    /// `--reuse-pin`: the user PIN is tried first as the context-specific PIN.
+    pub reuse_pin: bool,
+    /// The command may ask on the terminal when no other source has a PIN.
+    pub prompt: bool,
+}
+
+/// A PIN and where it came from (for messages; never the PIN itself).
+pub struct Pin {
+    pub secret: Secret,
+    pub origin: String,
+}
+
+impl std::fmt::Debug for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pin([redacted] from {})", self.origin)
+    }
+}
+
+/// Which PIN is wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Context,
+}
+
+impl Kind {
+    fn env(self) -> &'static str {
+        match self {
+            Self::User => PIN_ENV,
+            Self::Context => CONTEXT_PIN_ENV,
+        }
+    }
+
+    fn credential(self) -> &'static str {
+        match self {
+            Self::User => PIN_CREDENTIAL,
+            Self::Context => CONTEXT_PIN_CREDENTIAL,
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Self::User => "--pkcs11-pin-file",
+            Self::Context => "--pkcs11-context-pin-file",
+        }
+    }
+}
+
+/// The first PIN found without a terminal, or `None`. `uri` is consulted for the user
+/// PIN only (RFC 7512's `pin-value` and `pin-source` are the token's user PIN).
+pub fn find(
+    kind: Kind,
+    uri: Option<&Pkcs11Uri>,
+    options: &PinOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Pin>, String> {
+    if kind == Kind::User
+        && let Some(uri) = uri
+    {
+        if let Some(pin) = &uri.pin_value {
+            return nonempty(pin.clone(), "pin-value in the URI".into()).map(Some);
+        }
+        if let Some(source) = &uri.pin_source {
+            let path = pin_source_path(source)?;
+            let origin = format!("the file {} (pin-source in the URI)", path.display());
+            return read_file(&path, &origin).map(Some);
+        }
+    }
+    let file = match kind {
+        Kind::User => options.pin_file.as_ref(),
+        Kind::Context => options.context_pin_file.as_ref(),
+    };
+    if let Some(path) = file {
+        let origin = format!("the file {} ({})", path.display(), kind.flag());
+        return read_file(path, &origin).map(Some);
+    }
+    if let Some(value) = env(kind.env()) {
+        let value = Zeroizing::new(value);
+        return nonempty(
+            Secret::from(value.as_str().to_owned()),
+            format!("${}", kind.env()),
+        )
+        .map(Some);
+    }
+    if let Some(dir) = env("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        let path = Path::new(&dir).join(kind.credential());
+        if path.is_file() {
+            let origin = format!("the systemd credential {}", kind.credential());
+            return read_file(&path, &origin).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// Where to look, for an error that says how to give a PIN.
+pub fn how_to_give(kind: Kind) -> String {
+    match kind {
+        Kind::User => format!(
+            "give the user PIN with pin-source=file:/path or pin-value= in the URI, {}, ${} or the systemd credential {}",
+            Kind::User.flag(),
+            PIN_ENV,
+            PIN_CREDENTIAL
+        ),
+        Kind::Context => format!(
+            "give --reuse-pin if it is the user PIN, or give it with {}, ${} or the systemd credential {}",
+            Kind::Context.flag(),
+            CONTEXT_PIN_ENV,
+            CONTEXT_PIN_CREDENTIAL
+        ),
+    }
+}
+
+/// The path of a `pin-source`: a `file:` URI or a plain path. Commands (`|program`) and
+/// other schemes are refused.
+fn pin_source_path(source: &str) -> Result<PathBuf, String> {
+    if let Some(rest) = source.strip_prefix("file:") {
+        let path = match rest.strip_prefix("//") {
+            Some(after) => match after.find('/') {
+                Some(0) => after,
+                Some(i) if &after[..i] == "localhost" => &after[i..],
+                _ => {
+                    return Err(format!(
+                        "pin-source {source:?} names a remote host; use file:/absolute/path"
+                    ));
+                }
+            },
+            None => rest,
+        };
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(format!("pin-source {source:?} names no file"));
+        }
+        return Ok(PathBuf::from(path));
+    }
+    if source.starts_with('|') {
+        return Err(format!(
+            "pin-source {source:?} runs a program, which this helper does not do; store the PIN in a file and use pin-source=file:/path"
+        ));
+    }
+    if let Some((scheme, _)) = source.split_once(':')
+        && !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !scheme.contains('/')
+    {
+        return Err(format!(
+            "pin-source {source:?} has the scheme {scheme}:, which is not supported; use file:/path"
+        ));
+    }
+    Ok(PathBuf::from(source))
+}
+
+/// A PIN file: its content less one trailing line ending.
+fn read_file(path: &Path, origin: &str) -> Result<Pin, String> {
+    let secret = Secret::from_file(path).map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::NotFound => "does not exist".to_owned(),
+            io::ErrorKind::PermissionDenied => "cannot be read (permission denied)".to_owned(),
+            _ => format!("cannot be read ({e})"),
+        };
+        format!("the PIN in {origin} {why}; check the path")
+    })?;
+    nonempty(secret, origin.to_owned())
+}
+
+fn nonempty(secret: Secret, origin: String) -> Result<Pin, String> {
+    if secret.expose().is_empty() {
+        return Err(format!(
+            "the PIN from {origin} is empty; write the PIN there"
+        ));
+    }
+    Ok(Pin { secret, origin })
+}
+
+/// Asks on the controlling terminal with echo off. `Ok(None)` when the process has no
+/// terminal (a daemon, a `setsid` child, a CI job).
+pub fn prompt(question: &str) -> Result<Option<Pin>, String> {
+    let tty = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(tty) => tty,
+        Err(_) => return Ok(None),
+    };
+    let fail = |e: io::Error| format!("cannot read the PIN from the terminal: {e}");
+    let mut writer = tty.try_clone().map_err(fail)?;
+    write!(writer, "{question}").map_err(fail)?;
+    writer.flush().map_err(fail)?;
+    let line = {
+        let _echo = EchoOff::new(&tty);
+        let mut line = Zeroizing::new(String::new());
+        io::BufReader::new(&tty)
+            .read_line(&mut line)
+            .map_err(fail)?;
+        line
+    };
+    let _ = writeln!(writer);
+    let text = line.trim_end_matches(['\r', '\n']);
+    if text.is_empty() {
+        return Err("no PIN was typed".into());
+    }
+    Ok(Some(Pin {
+        secret: Secret::from(text.to_owned()),
+        origin: "the terminal".into(),
+    }))
+}
+
+/// Terminal echo switched off while alive.
+struct EchoOff {
+    fd: i32,
+    saved: Option<libc::termios>,
+}
+
+impl EchoOff {
+    fn new(tty: &std::fs::File) -> Self {
+        use std::os::fd::AsRawFd as _;
+        let fd = tty.as_raw_fd();
+        // SAFETY: `termios` is plain data; tcgetattr fills it for a valid descriptor and
+        // reports failure otherwise, in which case it is not used.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return Self { fd, saved: None };
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !(libc::ECHO | libc::ECHONL);
+        quiet.c_lflag |= libc::ICANON;
+        // SAFETY: a valid descriptor and a termios derived from its own settings.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        Self {
+            fd,
+            saved: Some(saved),
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            // SAFETY: restores the settings read in `new` on the same descriptor.
+            unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, saved) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn order_uri_then_flag_then_variable_then_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pin");
+        std::fs::write(&file, "1111\n").unwrap();
+        std::fs::write(dir.path().join(PIN_CREDENTIAL), "3333").unwrap();
+        let creds = dir.path().to_str().unwrap().to_owned();
+        let env = move |k: &str| match k {
+            PIN_ENV => Some("2222".to_owned()),
+            "CREDENTIALS_DIRECTORY" => Some(creds.clone()),
+            _ => None,
+        };
+        let with_file = PinOptions {
+            pin_file: Some(file.clone()),
+            ..PinOptions::default()
+        };
+        let uri: Pkcs11Uri = "pkcs11:token=t?pin-value=0000".parse().unwrap();
+        let pin = |uri: Option<&Pkcs11Uri>,
+                   options: &PinOptions,
+                   env: &dyn Fn(&str) -> Option<String>| {
+            find(Kind::User, uri, options, env)
+                .unwrap()
+                .map(|p| (p.secret.expose().to_owned(), p.origin))
+        };
+        assert_eq!(pin(Some(&uri), &with_file, &env).unwrap().0, "0000");
+        let (value, origin) = pin(None, &with_file, &env).unwrap();
+        assert_eq!(value, "1111");
+        assert!(origin.contains("--pkcs11-pin-file"), "{origin}");
+        let (value, origin) = pin(None, &PinOptions::default(), &env).unwrap();
+        assert_eq!(
+            (value.as_str(), origin.as_str()),
+            ("2222", "$ROLESANYWHERE_PKCS11_PIN")
+        );
+        let only_creds = |k: &str| {
+            if k == "CREDENTIALS_DIRECTORY" {
+                env(k)
+            } else {
+                None
+            }
+        };
+        let (value, origin) = pin(None, &PinOptions::default(), &only_creds).unwrap();
+        assert_eq!(value, "3333");
+        assert!(origin.contains(PIN_CREDENTIAL), "{origin}");
+        assert!(pin(None, &PinOptions::default(), &no_env).is_none());
+    }
+
+    #[test]
+    fn context_pin_has_its_own_sources_and_ignores_the_uri() {
+        let uri: Pkcs11Uri = "pkcs11:?pin-value=0000".parse().unwrap();
+        let env = |k: &str| (k == CONTEXT_PIN_ENV).then(|| "9999".to_owned());
+        let pin = find(Kind::Context, Some(&uri), &PinOptions::default(), &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(pin.secret.expose(), "9999");
+        assert!(
+            find(Kind::Context, Some(&uri), &PinOptions::default(), &no_env)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn pin_source_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p");
+        std::fs::write(&file, "4321\r\n").unwrap();
+        let path = file.to_str().unwrap();
+        for source in [
+            format!("file:{path}"),
+            format!("file://{path}"),
+            format!("file://localhost{path}"),
+            path.to_owned(),
+        ] {
+            let encoded = source.replace('/', "%2F");
+            let uri: Pkcs11Uri = format!("pkcs11:?pin-source={encoded}").parse().unwrap();
+            let pin = find(Kind::User, Some(&uri), &PinOptions::default(), &no_env)
+                .unwrap_or_else(|e| panic!("{source}: {e}"))
+                .unwrap();
+            assert_eq!(pin.secret.expose(), "4321", "{source}");
+        }
+        for (source, want) in [
+            ("|/bin/echo 1234", "runs a program"),
+            ("env:PIN", "scheme env:"),
+            ("file://host/etc/pin", "remote host"),
+            ("file:", "names no file"),
+        ] {
+            let uri = Pkcs11Uri {
+                pin_source: Some(source.into()),
+                ..Pkcs11Uri::default()
+            };
+            let error = find(Kind::User, Some(&uri), &PinOptions::default(), &no_env).unwrap_err();
+            assert!(error.contains(want), "{source}: {error}");
+        }
+    }
+
+    #[test]
+    fn unreadable_and_empty_pins_are_errors_without_the_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = PinOptions {
+            pin_file: Some(dir.path().join("nope")),
+            ..PinOptions::default()
+        };
+        let error = find(Kind::User, None, &missing, &no_env).unwrap_err();
+        assert!(
+            error.contains("does not exist") && error.contains("--pkcs11-pin-file"),
+            "{error}"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let options = PinOptions {
+            pin_file: Some(empty),
+            ..PinOptions::default()
+        };
+        let error = find(Kind::User, None, &options, &no_env).unwrap_err();
+        assert!(error.contains("is empty"), "{error}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_pin() {
+        let pin = Pin {
+            secret: Secret::from("5678".to_owned()),
+            origin: "x".into(),
+        };
+        assert!(!format!("{pin:?}").contains("5678"));
+    }
+}
