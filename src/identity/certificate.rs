@@ -8,7 +8,7 @@ use spki::DecodePublicKey;
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::key::PublicKey;
+use super::key::{Digest, PublicKey};
 
 /// Object identifiers of the key algorithms and curves this crate meets.
 pub(crate) mod oid {
@@ -168,6 +168,38 @@ impl Certificate {
         &self.public_key
     }
 
+    /// True when `issuer` issued this certificate: its subject is this certificate's
+    /// issuer and its key verifies this certificate's signature (RSA PKCS#1 v1.5 or
+    /// ECDSA, with SHA-256, SHA-384 or SHA-512).
+    pub fn is_issued_by(&self, issuer: &Certificate) -> bool {
+        if self.issuer != issuer.subject {
+            return false;
+        }
+        let Ok((_, cert)) = X509Certificate::from_der(&self.der) else {
+            return false;
+        };
+        let digest = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
+            "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => Digest::Sha256,
+            "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => Digest::Sha384,
+            "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => Digest::Sha512,
+            _ => return false,
+        };
+        issuer
+            .public_key
+            .verify(
+                cert.tbs_certificate.as_ref(),
+                digest,
+                &cert.signature_value.data,
+            )
+            .is_ok()
+    }
+
+    /// True when the certificate names itself as issuer and its own key verifies it: a
+    /// root, which the trust anchor already holds.
+    pub fn is_self_signed(&self) -> bool {
+        self.is_issued_by(self)
+    }
+
     /// A short description for messages: subject, serial and key.
     pub fn describe(&self) -> String {
         format!(
@@ -219,5 +251,190 @@ pub fn public_key_from_spki(spki_der: &[u8]) -> Result<PublicKey, CertificateErr
         other => Err(CertificateError::UnsupportedKey(
             oid::algorithm_name(other).to_owned(),
         )),
+    }
+}
+
+/// What `read-certificate-data` prints about a certificate found on a token, in the
+/// official helper's renderings.
+pub struct ListingFacts {
+    /// SHA-1 of the DER, lower-case hex.
+    pub sha1_hex: String,
+    /// The subject as Go's `pkix.Name.String()` prints it.
+    pub subject: String,
+    pub issuer: String,
+    /// The serial in upper-case hex without leading zeros.
+    pub serial_upper_hex: String,
+}
+
+/// The listing facts of a DER certificate (of any key type), or `None` if it does not
+/// parse.
+pub fn listing_facts(der: &[u8]) -> Option<ListingFacts> {
+    use sha1::Digest as _;
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let tbs = &cert.tbs_certificate;
+    Some(ListingFacts {
+        sha1_hex: hex::encode(sha1::Sha1::digest(der)),
+        subject: go_name(&tbs.subject),
+        issuer: go_name(&tbs.issuer),
+        serial_upper_hex: tbs.serial.to_str_radix(16).to_uppercase(),
+    })
+}
+
+/// A distinguished name as Go's `pkix.Name.String()` renders it, which users of the
+/// official helper's listings and selectors compare against: attributes it does not
+/// name first in certificate order as `OID=#hex`, then C, ST, L, STREET, POSTALCODE, O,
+/// OU (several values of one type joined with `+`), the last CN and the last
+/// SERIALNUMBER; the whole sequence printed in reverse, separated by commas.
+pub fn go_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    // (OID suffix under 2.5.4, Go's name) in Go's order.
+    const NAMED: [(u64, &str); 9] = [
+        (6, "C"),
+        (8, "ST"),
+        (7, "L"),
+        (9, "STREET"),
+        (17, "POSTALCODE"),
+        (10, "O"),
+        (11, "OU"),
+        (3, "CN"),
+        (5, "SERIALNUMBER"),
+    ];
+    let mut values: Vec<(String, String)> = Vec::new();
+    for rdn in name.iter() {
+        for atv in rdn.iter() {
+            let Ok(value) = atv.as_str() else {
+                continue;
+            };
+            values.push((atv.attr_type().to_id_string(), value.to_owned()));
+        }
+    }
+    let short = |oid: &str| {
+        oid.strip_prefix("2.5.4.")
+            .and_then(|s| s.parse::<u64>().ok())
+            .and_then(|n| NAMED.iter().find(|(k, _)| *k == n).map(|(_, name)| *name))
+    };
+    // Each RDN is a list of (type text, value text) already rendered.
+    let mut rdns: Vec<Vec<String>> = Vec::new();
+    for (oid, value) in &values {
+        if short(oid).is_none() {
+            rdns.push(vec![format!(
+                "{oid}=#{}",
+                hex::encode(go_marshal_string(value))
+            )]);
+        }
+    }
+    for (suffix, label) in NAMED {
+        let oid = format!("2.5.4.{suffix}");
+        let all: Vec<&String> = values
+            .iter()
+            .filter(|(o, _)| *o == oid)
+            .map(|(_, v)| v)
+            .collect();
+        let chosen: Vec<&String> = match label {
+            "CN" | "SERIALNUMBER" => all.last().copied().into_iter().collect(),
+            _ => all,
+        };
+        if chosen.iter().all(|v| v.is_empty()) && matches!(label, "CN" | "SERIALNUMBER") {
+            continue;
+        }
+        if !chosen.is_empty() {
+            rdns.push(
+                chosen
+                    .iter()
+                    .map(|v| format!("{label}={}", go_escape(v)))
+                    .collect(),
+            );
+        }
+    }
+    rdns.iter()
+        .rev()
+        .map(|rdn| rdn.join("+"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Go's escaping of an attribute value: `,+"\<>;` always, `#` first, space first or last.
+fn go_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.len().saturating_sub(1);
+    for (i, c) in value.char_indices() {
+        let escape = match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' => true,
+            ' ' => i == 0 || i == last,
+            '#' => i == 0,
+            _ => false,
+        };
+        if escape {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The DER Go's `asn1.Marshal` gives a string: PrintableString when every byte is in its
+/// set, UTF8String otherwise.
+fn go_marshal_string(value: &str) -> Vec<u8> {
+    let printable = value.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || (b'\''..=b')').contains(&b)
+            || (b'+'..=b'/').contains(&b)
+            || b" :=?".contains(&b)
+    });
+    let mut out = vec![if printable { 0x13 } else { 0x0c }];
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of(der: &[u8]) -> String {
+        let (_, cert) = X509Certificate::from_der(der).unwrap();
+        go_name(&cert.tbs_certificate.subject)
+    }
+
+    #[test]
+    fn go_renders_names_in_its_own_order() {
+        let mut params = rcgen::CertificateParams::default();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, "host, one");
+        dn.push(rcgen::DnType::OrganizationName, "Org");
+        dn.push(rcgen::DnType::CountryName, "DE");
+        dn.push(
+            rcgen::DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            "a@b.example",
+        );
+        dn.push(rcgen::DnType::OrganizationalUnitName, " lead");
+        params.distinguished_name = dn;
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(
+            name_of(cert.der()),
+            "CN=host\\, one,OU=\\ lead,O=Org,C=DE,1.2.840.113549.1.9.1=#0c0b6140622e6578616d706c65"
+        );
+    }
+
+    #[test]
+    fn go_escapes() {
+        assert_eq!(go_escape("#a b "), "\\#a b\\ ");
+        assert_eq!(go_escape("a+b;c"), "a\\+b\\;c");
+        assert_eq!(
+            go_marshal_string("Ab 1"),
+            vec![0x13, 4, b'A', b'b', b' ', b'1']
+        );
+        assert_eq!(go_marshal_string("a@b")[0], 0x0c);
     }
 }
