@@ -30,7 +30,8 @@ pub enum Command {
     Update(Box<UpdateArgs>),
     /// Sign a fixed test string with the private key, to check that the key works
     SignString(SignStringArgs),
-    /// Print the certificate's key type, base64 DER, decimal serial and algorithms as JSON
+    /// Print the certificate's key type, base64 DER, decimal serial and algorithms as JSON;
+    /// for a pkcs11: URI, list the matching certificates on PKCS#11 tokens
     ReadCertificateData(ReadCertificateDataArgs),
     /// Run a local, verifying IAM Roles Anywhere emulator (CreateSession and STS
     /// GetCallerIdentity), for tests and trials without an AWS account
@@ -45,13 +46,17 @@ pub enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct KeyArgs {
     /// Certificate file: PEM or DER, a fullchain PEM (the leaf is the certificate that
-    /// matches the key), a combined key+certificate PEM, or PKCS#12 (.p12/.pfx)
-    #[arg(long, value_name = "FILE")]
+    /// matches the key), a combined key+certificate PEM, or PKCS#12 (.p12/.pfx); or a
+    /// certificate on a PKCS#11 token as a pkcs11: URI (RFC 7512), whose key is then found
+    /// on the token
+    #[arg(long, value_name = "FILE|URI")]
     pub certificate: Option<String>,
 
-    /// Private key file: PKCS#8 (plain or encrypted), PKCS#1 RSA or SEC1 EC, PEM or DER.
-    /// Not needed when the certificate file holds the key
-    #[arg(long, value_name = "FILE")]
+    /// Private key file: PKCS#8 (plain or encrypted), PKCS#1 RSA or SEC1 EC, PEM or DER;
+    /// or a key on a PKCS#11 token as a pkcs11: URI (its certificate is looked for on the
+    /// token when --certificate is not given). Not needed when the certificate file or URI
+    /// leads to the key
+    #[arg(long, value_name = "FILE|URI")]
     pub private_key: Option<String>,
 
     /// Password of an encrypted PKCS#8 key or a PKCS#12 file. Visible to other local users
@@ -77,14 +82,27 @@ pub struct KeyArgs {
     #[arg(long)]
     pub use_latest_expiring_certificate: bool,
 
-    /// PKCS#11 module (PKCS#11 tokens are not available in this version)
+    /// PKCS#11 module for pkcs11: URIs, a path or a name the dynamic loader finds; a
+    /// URI's module-path also names it [default: p11-kit-proxy.so]
     #[arg(long, value_name = "FILE")]
     pub pkcs11_lib: Option<String>,
 
-    /// Reuse the PKCS#11 user PIN for context-specific login (PKCS#11 is not available in
-    /// this version)
+    /// For a token key with CKA_ALWAYS_AUTHENTICATE: try the user PIN as the
+    /// context-specific PIN of each signature
     #[arg(long)]
     pub reuse_pin: bool,
+
+    /// File holding the PKCS#11 user PIN (one trailing newline is ignored). Otherwise the
+    /// PIN comes from the URI (pin-value, pin-source=file:...), $ROLESANYWHERE_PKCS11_PIN,
+    /// or the systemd credential rolesanywhere-pkcs11-pin [this project's own flag]
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+
+    /// File holding the context-specific PIN of a token key with CKA_ALWAYS_AUTHENTICATE;
+    /// also $ROLESANYWHERE_PKCS11_CONTEXT_PIN or the systemd credential
+    /// rolesanywhere-pkcs11-context-pin [this project's own flag]
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_context_pin_file: Option<PathBuf>,
 
     /// TPM key password (TPM keys are not available in this version)
     #[arg(long, value_name = "PASSWORD")]
@@ -144,8 +162,9 @@ pub struct SignStringArgs {
 
 #[derive(Args, Debug)]
 pub struct ReadCertificateDataArgs {
-    /// Certificate file (PEM: the first CERTIFICATE block; or DER)
-    #[arg(long, value_name = "FILE")]
+    /// Certificate file (PEM: the first CERTIFICATE block; or DER); or a pkcs11: URI, to
+    /// list the matching certificates of PKCS#11 tokens with their URIs
+    #[arg(long, value_name = "FILE|URI")]
     pub certificate: Option<String>,
 
     /// Windows and macOS certificate-store selector (not available on Linux: use files)
@@ -156,9 +175,14 @@ pub struct ReadCertificateDataArgs {
     #[arg(long, value_name = "NAME", conflicts_with = "certificate")]
     pub system_store_name: Option<String>,
 
-    /// PKCS#11 module (PKCS#11 tokens are not available in this version)
+    /// PKCS#11 module for a pkcs11: URI [default: p11-kit-proxy.so]
     #[arg(long, value_name = "FILE")]
     pub pkcs11_lib: Option<String>,
+
+    /// File holding the user PIN, to list private certificates too (also
+    /// $ROLESANYWHERE_PKCS11_PIN, pin-value or pin-source in the URI) [this project's own flag]
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
 
     /// Explain each step on stderr
     #[arg(long)]

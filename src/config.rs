@@ -10,6 +10,7 @@ use crate::endpoint;
 use crate::error::{Error, Result};
 use crate::identity::IdentitySpec;
 use crate::identity::file::{self, Readable, Role};
+use crate::pkcs11::{PinOptions, Pkcs11Uri, TokenSpec};
 use crate::rolesanywhere::{ClientConfig, SessionParams};
 use crate::secret::Secret;
 
@@ -24,13 +25,15 @@ pub const PASSWORD_CREDENTIAL: &str = "pkcs8-password";
 pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
     refuse_unavailable(args)?;
     for value in [&args.certificate, &args.private_key].into_iter().flatten() {
-        refuse_store_uri(value)?;
+        refuse_tpm_handle(value)?;
     }
     let readable = if args.allow_readable_key_files {
         Readable::Warn
     } else {
         Readable::Refuse
     };
+    let cert_uri = token_uri(args.certificate.as_deref(), "--certificate")?;
+    let key_uri = token_uri(args.private_key.as_deref(), "--private-key")?;
     // The flags (mutually exclusive) win over the environment variable, which only fills
     // in when neither is given: an exported variable must not block a flag.
     let password = match (&args.pkcs8_password, &args.pkcs8_password_file) {
@@ -61,13 +64,118 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
     // An empty password means "no password", as upstream documents, from every source:
     // an empty file must behave like `--pkcs8-password ""`.
     let password = password.filter(|p| !p.expose().is_empty());
+    let token = match (&cert_uri, &key_uri) {
+        (None, None) => {
+            refuse_token_flags(args)?;
+            None
+        }
+        (Some(uri), None) if args.private_key.is_some() => {
+            return Err(Error::Usage(format!(
+                "--certificate {uri} is on a PKCS#11 token and --private-key is a file; a token's certificate goes with a key on the token: give --private-key as a pkcs11: URI, or drop it to find the key from the certificate"
+            )));
+        }
+        _ => Some(TokenSpec {
+            module: token_module(
+                cert_uri.as_ref(),
+                key_uri.as_ref(),
+                args.pkcs11_lib.as_deref(),
+            )?,
+            certificate: cert_uri.clone(),
+            private_key: key_uri.clone(),
+            pins: PinOptions {
+                pin_file: args.pkcs11_pin_file.clone(),
+                context_pin_file: args.pkcs11_context_pin_file.clone(),
+                reuse_pin: args.reuse_pin,
+                prompt: false,
+            },
+        }),
+    };
     Ok(IdentitySpec {
-        certificate: args.certificate.as_ref().map(PathBuf::from),
-        private_key: args.private_key.as_ref().map(PathBuf::from),
+        certificate: match cert_uri {
+            Some(_) => None,
+            None => args.certificate.as_ref().map(PathBuf::from),
+        },
+        private_key: match key_uri {
+            Some(_) => None,
+            None => args.private_key.as_ref().map(PathBuf::from),
+        },
         intermediates: None,
         password,
         readable_key_files: readable,
+        token,
     })
+}
+
+/// The PKCS#11 flags without a `pkcs11:` URI would change nothing: say so rather than
+/// let a typo in the URI go unnoticed.
+fn refuse_token_flags(args: &KeyArgs) -> Result<()> {
+    let given: Vec<&str> = [
+        ("--pkcs11-lib", args.pkcs11_lib.is_some()),
+        ("--pkcs11-pin-file", args.pkcs11_pin_file.is_some()),
+        (
+            "--pkcs11-context-pin-file",
+            args.pkcs11_context_pin_file.is_some(),
+        ),
+        ("--reuse-pin", args.reuse_pin),
+    ]
+    .into_iter()
+    .filter_map(|(flag, set)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    let (verb, them) = if given.len() == 1 {
+        ("is", "it")
+    } else {
+        ("are", "them")
+    };
+    Err(Error::Usage(format!(
+        "{} {verb} for keys on a PKCS#11 token, and neither --certificate nor --private-key is a pkcs11: URI; give the token's URI (pkcs11:token=...;object=...) or drop {them}",
+        given.join(", ")
+    )))
+}
+
+/// The parsed URI when `value` is a `pkcs11:` URI; a malformed one is a usage error.
+fn token_uri(value: Option<&str>, flag: &str) -> Result<Option<Pkcs11Uri>> {
+    let Some(value) = value.filter(|v| v.starts_with("pkcs11:")) else {
+        return Ok(None);
+    };
+    value.parse::<Pkcs11Uri>().map(Some).map_err(|e| {
+        Error::Usage(format!(
+            "{flag} {}: malformed PKCS#11 URI: it {e} (RFC 7512: pkcs11:token=LABEL;object=LABEL;id=%01?pin-source=file:/path)",
+            crate::pkcs11::uri::redact(value)
+        ))
+    })
+}
+
+/// The module to load: a URI's `module-path`, else `--pkcs11-lib`, else p11-kit's proxy.
+/// Two different names are refused rather than one silently winning.
+fn token_module(
+    cert: Option<&Pkcs11Uri>,
+    key: Option<&Pkcs11Uri>,
+    flag: Option<&str>,
+) -> Result<String> {
+    let from_uris: Vec<&str> = [cert, key]
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.module_path.as_deref())
+        .collect();
+    if let [a, b] = from_uris.as_slice()
+        && a != b
+    {
+        return Err(Error::Usage(format!(
+            "the certificate and key URIs name different modules ({a} and {b}); both must be on one module"
+        )));
+    }
+    let flag = flag.filter(|f| !f.is_empty());
+    match (from_uris.first(), flag) {
+        (Some(uri), Some(flag)) if *uri != flag => Err(Error::Usage(format!(
+            "--pkcs11-lib {flag} and module-path={uri} in the URI name different modules; keep one"
+        ))),
+        (Some(uri), _) => Ok((*uri).to_owned()),
+        (None, Some(flag)) => Ok(flag.to_owned()),
+        (None, None) => Ok(crate::pkcs11::DEFAULT_MODULE.to_owned()),
+    }
 }
 
 fn refuse_unavailable(args: &KeyArgs) -> Result<()> {
@@ -77,15 +185,9 @@ fn refuse_unavailable(args: &KeyArgs) -> Result<()> {
     {
         return Err(store_unavailable());
     }
-    if args.pkcs11_lib.is_some() || args.reuse_pin {
-        return Err(Error::Usage(
-            "PKCS#11 tokens are not available in this version; use certificate and key files"
-                .into(),
-        ));
-    }
     if args.tpm_key_password.is_some() || args.no_tpm_key_password {
         return Err(Error::Usage(
-            "TPM keys are not available in this version; use certificate and key files".into(),
+            "TPM keys are not available in this version; use certificate and key files or a PKCS#11 token".into(),
         ));
     }
     Ok(())
@@ -99,15 +201,10 @@ pub fn store_unavailable() -> Error {
     )
 }
 
-fn refuse_store_uri(value: &str) -> Result<()> {
-    if value.starts_with("pkcs11:") {
-        return Err(Error::Usage(format!(
-            "{value}: PKCS#11 URIs are not available in this version; use certificate and key files"
-        )));
-    }
+fn refuse_tpm_handle(value: &str) -> Result<()> {
     if value.starts_with("handle:") {
         return Err(Error::Usage(format!(
-            "{value}: TPM key handles are not available in this version; use certificate and key files"
+            "{value}: TPM key handles are not available in this version; use certificate and key files or a PKCS#11 token"
         )));
     }
     Ok(())

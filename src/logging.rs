@@ -12,9 +12,15 @@ pub fn init(debug: bool) {
 }
 
 /// Like [`init`], in the given format: text (no timestamp under systemd's journal, which
-/// adds its own) or one JSON object per line.
+/// adds its own) or one JSON object per line. The `cryptoki` crate's own log lines (about
+/// mechanisms it has no name for, sessions it could not close) are left out: the PKCS#11
+/// code reports what matters in its errors.
 pub fn init_with_format(debug: bool, format: LogFormat) {
-    let default = if debug { "debug" } else { "info" };
+    let default = if debug {
+        "debug,cryptoki=off"
+    } else {
+        "info,cryptoki=off"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()

@@ -338,7 +338,8 @@ async fn run(
 }
 
 /// The production source: re-reads the certificate and key files (so a renewed
-/// certificate is used without a restart) and calls CreateSession.
+/// certificate is used without a restart), or looks the objects up again on their token
+/// (re-opening the session if the token went away), and calls CreateSession.
 pub struct SessionSource {
     pub identity: crate::identity::IdentitySpec,
     pub params: crate::rolesanywhere::SessionParams,
@@ -348,12 +349,21 @@ pub struct SessionSource {
 impl CredentialSource for SessionSource {
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
         Box::pin(async move {
-            let identity =
-                crate::identity::Identity::load(&self.identity, OffsetDateTime::now_utc())
-                    .map_err(|e| FetchError {
-                        message: e.to_string(),
-                        permanent: true,
-                    })?;
+            // Off the async threads: a key on a token may take a while to find and log in
+            // to (a smart card, a network HSM).
+            let spec = self.identity.clone();
+            let identity = tokio::task::spawn_blocking(move || {
+                crate::identity::Identity::load(&spec, OffsetDateTime::now_utc())
+            })
+            .await
+            .map_err(|e| FetchError {
+                message: format!("loading the identity failed: {e}"),
+                permanent: false,
+            })?
+            .map_err(|e| FetchError {
+                message: e.to_string(),
+                permanent: true,
+            })?;
             let credentials = self
                 .client
                 .create_session(&identity, &self.params)

@@ -46,9 +46,7 @@ pub fn run(args: &ReadCertificateDataArgs) -> Result<()> {
         ));
     };
     if path.starts_with("pkcs11:") {
-        return Err(Error::Usage(format!(
-            "{path}: PKCS#11 URIs are not available in this version; use a certificate file"
-        )));
+        return list_token_certificates(args, path);
     }
     let path = Path::new(path);
     let bytes = file::read(Role::Certificate, path)?;
@@ -64,4 +62,43 @@ pub fn run(args: &ReadCertificateDataArgs) -> Result<()> {
     let data = CertificateData::of(&certs[0]);
     let json = serde_json::to_vec(&data).map_err(|e| Error::Other(e.to_string()))?;
     super::print(&json)
+}
+
+/// The official helper's listing of the certificates a `pkcs11:` URI matches: a
+/// `Matching identities` header, then per certificate its SHA-1 fingerprint, subject and
+/// issuer as Go prints them, serial in upper-case hex and a URI that names it, each block
+/// ended by a blank line; or `No matching identities`.
+fn list_token_certificates(args: &ReadCertificateDataArgs, uri: &str) -> Result<()> {
+    let key = crate::cli::KeyArgs {
+        certificate: Some(uri.to_owned()),
+        pkcs11_lib: args.pkcs11_lib.clone(),
+        pkcs11_pin_file: args.pkcs11_pin_file.clone(),
+        ..crate::cli::KeyArgs::default()
+    };
+    let spec = config::identity_spec(&key)?;
+    let Some(token) = &spec.token else {
+        return Err(Error::Usage(format!("{uri} is not a pkcs11: URI")));
+    };
+    let listed = crate::pkcs11::token::list(token)?;
+    let mut out = String::new();
+    if listed.is_empty() {
+        out.push_str("No matching identities\n");
+    } else {
+        out.push_str("Matching identities\n");
+        for (index, item) in listed.iter().enumerate() {
+            let Some(facts) = crate::identity::certificate::listing_facts(&item.der) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "{}) Hex Fingerprint: {}\nSubject: {}\nIssuer: {}\nSerial Number: {}\nURI: {}\n\n",
+                index + 1,
+                facts.sha1_hex,
+                facts.subject,
+                facts.issuer,
+                facts.serial_upper_hex,
+                item.uri
+            ));
+        }
+    }
+    super::print(out.as_bytes())
 }

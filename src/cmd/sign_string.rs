@@ -7,8 +7,7 @@ use time::OffsetDateTime;
 use crate::cli::{DigestArg, FormatArg, SignStringArgs};
 use crate::config;
 use crate::error::Result;
-use crate::identity::file::{self, Role};
-use crate::identity::{Digest, Identity, PrivateKey, PublicKey};
+use crate::identity::{Digest, Identity, PublicKey, Signer};
 
 /// The version byte of the test string (`SIGN_STRING_TEST_VERSION` upstream).
 const TEST_VERSION: &str = "1";
@@ -26,18 +25,20 @@ pub fn fixed_string(public: &PublicKey) -> Vec<u8> {
 }
 
 pub fn run(args: &SignStringArgs) -> Result<()> {
-    let spec = config::identity_spec(&args.key)?;
+    let mut spec = config::identity_spec(&args.key)?;
+    spec.allow_prompt();
+    let now = OffsetDateTime::now_utc();
     // With a certificate, the whole identity is loaded and checked (key match, validity);
-    // with a key alone, as upstream allows, only the key is read.
-    let key: PrivateKey = match (&spec.certificate, &spec.private_key) {
-        (None, Some(key_path)) => {
-            file::guard_secret(Role::PrivateKey, key_path, spec.readable_key_files)?;
-            let bytes = file::read(Role::PrivateKey, key_path)?;
-            file::private_key(key_path, &bytes, spec.password.as_ref())?
-        }
-        _ => Identity::load(&spec, OffsetDateTime::now_utc())?
-            .key()
-            .clone(),
+    // with a key alone, as upstream allows, only the key is read (a token key's public
+    // half then comes from a certificate or public-key object on the token).
+    let key_only = match &spec.token {
+        Some(token) => token.certificate.is_none() && spec.certificate.is_none(),
+        None => spec.certificate.is_none() && spec.private_key.is_some(),
+    };
+    let key: Signer = if key_only {
+        Signer::load_key_only(&spec, now)?
+    } else {
+        Identity::load(&spec, now)?.signer().clone()
     };
     let digest = match args.digest {
         DigestArg::Sha256 => Digest::Sha256,

@@ -10,13 +10,15 @@ pub mod file;
 pub mod key;
 pub mod pem;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 pub use certificate::Certificate;
 pub use key::{Digest, KeyType, PrivateKey, PublicKey};
 
+use crate::pkcs11::{TokenKey, TokenSpec};
 use crate::secret::Secret;
 use crate::sigv4x509::Algorithm;
 use file::Role;
@@ -47,7 +49,8 @@ impl IdentityError {
     }
 }
 
-/// Where to find an identity: the file flags of the official helper.
+/// Where to find an identity: the file flags of the official helper, and the objects on
+/// a PKCS#11 token when `--certificate` or `--private-key` is a `pkcs11:` URI.
 #[derive(Clone, Debug, Default)]
 pub struct IdentitySpec {
     /// `--certificate`: PEM/DER certificate, fullchain PEM, combined key+certificate PEM,
@@ -61,6 +64,62 @@ pub struct IdentitySpec {
     pub password: Option<Secret>,
     /// Whether a key file that group or others can read is refused or only warned about.
     pub readable_key_files: file::Readable,
+    /// The key (and perhaps the certificate) on a token; `certificate` may still name a
+    /// certificate file for a key on a token.
+    pub token: Option<TokenSpec>,
+}
+
+impl IdentitySpec {
+    /// Lets a token ask for its PINs on the terminal when no other source has them: for
+    /// the commands a person runs, not for the daemons.
+    pub fn allow_prompt(&mut self) {
+        if let Some(token) = &mut self.token {
+            token.pins.prompt = true;
+        }
+    }
+}
+
+/// The private key that signs: in memory from a file, or on a token.
+#[derive(Clone, Debug)]
+pub enum Signer {
+    File(Box<PrivateKey>),
+    Token(Arc<TokenKey>),
+}
+
+impl Signer {
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            Self::File(key) => key.public_key(),
+            Self::Token(key) => key.public_key().clone(),
+        }
+    }
+
+    /// Signs `message` hashed with `digest`: PKCS#1 v1.5 for RSA, DER ECDSA for EC.
+    pub fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, key::SignatureError> {
+        match self {
+            Self::File(key) => key.sign(message, digest),
+            Self::Token(key) => key.sign(message, digest),
+        }
+    }
+
+    /// The key alone, without a certificate, as `sign-string --private-key` allows.
+    pub fn load_key_only(spec: &IdentitySpec, now: OffsetDateTime) -> Result<Self, IdentityError> {
+        if let Some(token) = &spec.token {
+            let found = crate::pkcs11::token::find(token, None, false, now)?;
+            return Ok(Self::Token(Arc::new(found.key)));
+        }
+        let Some(key_path) = &spec.private_key else {
+            return Err(IdentityError::new(
+                "no --private-key",
+                "was given",
+                "give --private-key FILE, or --certificate for a file that holds the key",
+            ));
+        };
+        file::guard_secret(Role::PrivateKey, key_path, spec.readable_key_files)?;
+        let bytes = file::read(Role::PrivateKey, key_path)?;
+        file::private_key(key_path, &bytes, spec.password.as_ref()).map(|k| Self::File(Box::new(k)))
+    }
 }
 
 /// A certificate, its chain, and the private key that matches it.
@@ -68,12 +127,15 @@ pub struct IdentitySpec {
 pub struct Identity {
     leaf: Certificate,
     chain: Vec<Certificate>,
-    key: PrivateKey,
+    signer: Signer,
 }
 
 impl Identity {
     /// Loads and checks an identity, valid at `now`.
     pub fn load(spec: &IdentitySpec, now: OffsetDateTime) -> Result<Self, IdentityError> {
+        if let Some(token) = &spec.token {
+            return Self::load_token(spec, token, now);
+        }
         let (key, certs, cert_path) = load_key_and_certificates(spec)?;
         let public = key.public_key();
         let Some(leaf_index) = certs.iter().position(|c| *c.public_key() == public) else {
@@ -99,6 +161,26 @@ impl Identity {
         };
         let mut others = certs;
         let leaf = others.remove(leaf_index);
+        let source = format!("certificate {}", cert_path.display());
+        Self::assemble(
+            spec,
+            leaf,
+            others,
+            Signer::File(Box::new(key)),
+            &source,
+            now,
+        )
+    }
+
+    /// The leaf, the chain (the other certificates given, then `--intermediates`), checked.
+    fn assemble(
+        spec: &IdentitySpec,
+        leaf: Certificate,
+        mut others: Vec<Certificate>,
+        signer: Signer,
+        source: &str,
+        now: OffsetDateTime,
+    ) -> Result<Self, IdentityError> {
         if let Some(bundle) = &spec.intermediates {
             others.extend(file::bundle(bundle)?);
         }
@@ -113,14 +195,62 @@ impl Identity {
                 "send only the intermediates between the leaf and the trust anchor",
             ));
         }
-        let identity = Self { leaf, chain, key };
-        identity.check_leaf(&cert_path, now)?;
+        let identity = Self {
+            leaf,
+            chain,
+            signer,
+        };
+        identity.check_leaf(source, now)?;
         Ok(identity)
     }
 
-    fn check_leaf(&self, path: &Path, now: OffsetDateTime) -> Result<(), IdentityError> {
+    /// A key on a token, with its certificate from the token (and the token's
+    /// certificates that issued it as the chain) or from a `--certificate` file.
+    fn load_token(
+        spec: &IdentitySpec,
+        token: &TokenSpec,
+        now: OffsetDateTime,
+    ) -> Result<Self, IdentityError> {
+        let from_file = match &spec.certificate {
+            Some(path) => {
+                let bytes = file::read(Role::Certificate, path)?;
+                let Some(certs) = file::certificates(Role::Certificate, path, &bytes)? else {
+                    return Err(file::file_error(
+                        Role::Certificate,
+                        path,
+                        "holds no certificate",
+                        "give the PEM or DER certificate of the key on the token",
+                    ));
+                };
+                Some((certs, path.display().to_string()))
+            }
+            None => None,
+        };
+        let found = crate::pkcs11::token::find(
+            token,
+            from_file.as_ref().map(|(c, p)| (c.as_slice(), p.as_str())),
+            true,
+            now,
+        )?;
+        let Some(certificate) = found.certificate else {
+            return Err(IdentityError::new(
+                "the key on the token",
+                "has no certificate",
+                "give --certificate",
+            ));
+        };
+        let leaf = certificate.certificate;
+        let others = match from_file {
+            Some((certs, _)) => certs.into_iter().filter(|c| *c != leaf).collect(),
+            None => certificate.issuers,
+        };
+        let signer = Signer::Token(Arc::new(found.key));
+        Self::assemble(spec, leaf, others, signer, &certificate.input, now)
+    }
+
+    fn check_leaf(&self, source: &str, now: OffsetDateTime) -> Result<(), IdentityError> {
         let leaf = &self.leaf;
-        let input = format!("certificate {} {}", path.display(), leaf.describe());
+        let input = format!("{source} {}", leaf.describe());
         if leaf.is_ca() {
             return Err(IdentityError::new(
                 input,
@@ -168,13 +298,13 @@ impl Identity {
     }
 
     /// The private key.
-    pub fn key(&self) -> &PrivateKey {
-        &self.key
+    pub fn signer(&self) -> &Signer {
+        &self.signer
     }
 
     /// Signs a string to sign for a request (always SHA-256).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, key::SignatureError> {
-        self.key.sign(message, Digest::Sha256)
+        self.signer.sign(message, Digest::Sha256)
     }
 }
 

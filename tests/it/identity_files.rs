@@ -1357,8 +1357,8 @@ fn debug_output_holds_no_secret() {
         for (what, debug) in [
             ("Identity", format!("{identity:?}")),
             ("Identity (pretty)", format!("{identity:#?}")),
-            ("PrivateKey", format!("{:?}", identity.key())),
-            ("PrivateKey (pretty)", format!("{:#?}", identity.key())),
+            ("PrivateKey", format!("{:?}", identity.signer())),
+            ("PrivateKey (pretty)", format!("{:#?}", identity.signer())),
             ("IdentitySpec", format!("{spec:?}")),
             ("Secret", format!("{secret:?}")),
         ] {

@@ -19,6 +19,9 @@ pub fn helper() -> Command {
     let mut cmd = Command::new(bin());
     for var in [
         "ROLESANYWHERE_PKCS8_PASSWORD",
+        "ROLESANYWHERE_PKCS11_PIN",
+        "ROLESANYWHERE_PKCS11_CONTEXT_PIN",
+        "CREDENTIALS_DIRECTORY",
         "AWS_CA_BUNDLE",
         "AWS_ENDPOINT_URL_ROLESANYWHERE",
         "AWS_ENDPOINT_URL",
