@@ -17,11 +17,17 @@ declare -A need=(
   [tcpdump]=tcpdump
   [systemd-analyze]=systemd
   [systemd-socket-activate]=systemd
+  [softhsm2-util]=softhsm2
+  [pkcs11-tool]=opensc
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# The PKCS#11 tests also load p11-kit's proxy module (a library, not a command), which
+# offers SoftHSM's tokens through the module registration softhsm2 installs.
+compgen -G '/usr/lib/*/p11-kit-proxy.so' >/dev/null || compgen -G '/usr/lib/p11-kit-proxy.so' >/dev/null ||
+  missing+=(p11-kit-modules)
 # Debian's own python3 creates venvs only with python3-venv (ensurepip) installed.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 

@@ -89,7 +89,7 @@ impl Setup {
     }
 
     /// The given subcommand with the three ARNs, the endpoint and the CA bundle.
-    fn endpoint_subcommand(&self, subcommand: &str) -> Command {
+    pub fn endpoint_subcommand(&self, subcommand: &str) -> Command {
         let mut cmd = Self::arns_subcommand(subcommand);
         cmd.args(["--endpoint", &self.emulator.url()])
             .env("AWS_CA_BUNDLE", &self.ca_bundle);

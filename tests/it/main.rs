@@ -10,6 +10,7 @@ mod emulator_pki;
 mod identity_bad_input;
 mod identity_files;
 mod kat;
+mod pkcs11;
 mod secrets;
 mod serve_config;
 mod serve_daemon;
