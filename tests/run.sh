@@ -19,6 +19,7 @@ declare -A need=(
   [systemd-socket-activate]=systemd
   [softhsm2-util]=softhsm2
   [pkcs11-tool]=opensc
+  [script]=bsdutils
 )
 missing=()
 for cmd in "${!need[@]}"; do

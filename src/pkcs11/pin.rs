@@ -228,10 +228,11 @@ pub fn prompt(question: &str) -> Result<Option<Pin>, String> {
     };
     let fail = |e: io::Error| format!("cannot read the PIN from the terminal: {e}");
     let mut writer = tty.try_clone().map_err(fail)?;
-    write!(writer, "{question}").map_err(fail)?;
-    writer.flush().map_err(fail)?;
     let line = {
+        // Echo goes off before the question shows, so nothing typed after it is echoed.
         let _echo = EchoOff::new(&tty);
+        write!(writer, "{question}").map_err(fail)?;
+        writer.flush().map_err(fail)?;
         let mut line = Zeroizing::new(String::new());
         io::BufReader::new(&tty)
             .read_line(&mut line)

@@ -40,9 +40,15 @@ pub struct TokenSpec {
 }
 
 impl TokenSpec {
-    /// The URI that says where the key is (and whose PIN is the user PIN).
-    fn key_uri(&self) -> Option<&Pkcs11Uri> {
-        self.private_key.as_ref().or(self.certificate.as_ref())
+    /// The URI whose `pin-value` or `pin-source` gives the user PIN: the key's, else the
+    /// certificate's (both name the same token's PIN).
+    fn pin_uri(&self) -> Option<&Pkcs11Uri> {
+        let uris = [self.private_key.as_ref(), self.certificate.as_ref()];
+        uris.into_iter()
+            .flatten()
+            .find(|u| u.pin_value.is_some() || u.pin_source.is_some())
+            .or(self.private_key.as_ref())
+            .or(self.certificate.as_ref())
     }
 }
 
@@ -464,7 +470,7 @@ impl Lookup<'_> {
             return Ok(());
         }
         let env = |k: &str| std::env::var(k).ok();
-        let pin = pin::find(Kind::User, self.spec.key_uri(), &self.spec.pins, &env)
+        let pin = pin::find(Kind::User, self.spec.pin_uri(), &self.spec.pins, &env)
             .map_err(|problem| IdentityError::new(&name, problem, "fix the PIN source"))?;
         let pin = match pin {
             Some(pin) => Some(pin),
@@ -736,7 +742,7 @@ impl Lookup<'_> {
             key,
             mechanisms,
             pins: &self.spec.pins,
-            user_uri: self.spec.key_uri(),
+            user_uri: self.spec.pin_uri(),
             token: &view.label,
         };
         let signature = signer
@@ -796,7 +802,7 @@ impl Lookup<'_> {
             mechanisms,
             public,
             pins: self.spec.pins.clone(),
-            user_uri: self.spec.key_uri().cloned(),
+            user_uri: self.spec.pin_uri().cloned(),
             token: view.label.clone(),
         }
     }

@@ -23,8 +23,9 @@ use crate::common::{openssl, require_tool, run, run_ok};
 use crate::credential_process::{PROFILE, ROLE, Setup, credentials, failure};
 use crate::serve_daemon::{Daemon, imds_credentials};
 
-const PIN: &str = "1234";
-const SO_PIN: &str = "12345678";
+/// Distinctive PINs, so that a test can tell one never reaches the output.
+const PIN: &str = "ra-pin-4711";
+const SO_PIN: &str = "ra-so-pin-0815";
 const TOKEN: &str = "ra-test";
 const ROLE_NAME: &str = "onprem-app";
 
@@ -525,7 +526,69 @@ fn every_pin_source_logs_in() {
             "{what}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // --debug tells the steps, never the PIN.
+        let out = run(cmd.arg("--debug"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {stderr}");
+        assert!(stderr.contains("PKCS#11 objects found"), "{what}: {stderr}");
+        assert!(!stderr.contains(PIN), "{what}: the PIN in {stderr}");
     }
+}
+
+#[test]
+fn an_interactive_command_asks_for_the_pin_on_the_terminal() {
+    let fixture = Fixture::new(KeyType::P256);
+    // `script` gives the command a terminal of its own and types what it reads from stdin.
+    let helper = crate::common::bin();
+    let line = format!(
+        "{} sign-string --certificate 'pkcs11:token={TOKEN};object=leaf' --pkcs11-lib {} --format text",
+        helper.display(),
+        softhsm_module().display()
+    );
+    let mut child = Command::new(require_tool("script"))
+        .args(["-qec", &line, "/dev/null"])
+        .env("SOFTHSM2_CONF", fixture.hsm.conf())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Type the PIN once the question shows (echo is off by then).
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("PIN for token") {
+        use std::io::Read as _;
+        let n = stdout.read(&mut buffer).unwrap();
+        assert!(n > 0, "no question: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{PIN}").unwrap();
+    }
+    {
+        use std::io::Read as _;
+        stdout.read_to_end(&mut seen).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Please enter your user PIN for token \"ra-test\": "),
+        "{text}"
+    );
+    assert!(!text.contains(PIN), "the PIN was echoed: {text}");
+    let signature = text.rsplit(": ").next().unwrap().trim();
+    assert!(
+        signature.len() >= 140 && signature.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{text}"
+    );
 }
 
 #[test]
@@ -549,7 +612,7 @@ fn failures_are_one_clear_line() {
     let module = softhsm_module().display().to_string();
     let pin_file = fixture.hsm.pin_file().display().to_string();
     let wrong = fixture.hsm.dir.path().join("wrong");
-    std::fs::write(&wrong, "9999").unwrap();
+    std::fs::write(&wrong, "wrong-pin-9999").unwrap();
     let wrong = wrong.display().to_string();
     let leaf = format!("pkcs11:token={TOKEN};object=leaf");
     let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
@@ -702,7 +765,7 @@ fn failures_are_one_clear_line() {
             );
         }
         assert!(
-            !line.contains("secret") && !line.contains("9999"),
+            !line.contains("secret") && !line.contains("9999") && !line.contains(PIN),
             "{what}: a PIN in {line}"
         );
     }
