@@ -94,13 +94,13 @@ pub struct KeyArgs {
 
     /// File holding the PKCS#11 user PIN (one trailing newline is ignored). Otherwise the
     /// PIN comes from the URI (pin-value, pin-source=file:...), $ROLESANYWHERE_PKCS11_PIN,
-    /// or the systemd credential rolesanywhere-pkcs11-pin [this project's own flag]
+    /// or the systemd credential pkcs11-pin [this project's own flag]
     #[arg(long, value_name = "FILE")]
     pub pkcs11_pin_file: Option<PathBuf>,
 
     /// File holding the context-specific PIN of a token key with CKA_ALWAYS_AUTHENTICATE;
     /// also $ROLESANYWHERE_PKCS11_CONTEXT_PIN or the systemd credential
-    /// rolesanywhere-pkcs11-context-pin [this project's own flag]
+    /// pkcs11-context-pin [this project's own flag]
     #[arg(long, value_name = "FILE")]
     pub pkcs11_context_pin_file: Option<PathBuf>,
 

@@ -87,6 +87,7 @@ pub fn identity_spec(args: &KeyArgs) -> Result<IdentitySpec> {
                 context_pin_file: args.pkcs11_context_pin_file.clone(),
                 reuse_pin: args.reuse_pin,
                 prompt: false,
+                readable,
             },
         }),
     };

@@ -4,12 +4,15 @@
 //! 1. the URI: `pin-value=…`, or `pin-source=file:/path` (a bare path works too);
 //! 2. `--pkcs11-pin-file FILE`;
 //! 3. `$ROLESANYWHERE_PKCS11_PIN`;
-//! 4. the systemd credential `rolesanywhere-pkcs11-pin` (`$CREDENTIALS_DIRECTORY`, from
+//! 4. the systemd credential `pkcs11-pin` (`$CREDENTIALS_DIRECTORY`, from
 //!    `LoadCredential=` or `LoadCredentialEncrypted=`).
 //!
 //! The context-specific PIN of a key with `CKA_ALWAYS_AUTHENTICATE` has its own file flag,
 //! variable and credential (`--pkcs11-context-pin-file`, `$ROLESANYWHERE_PKCS11_CONTEXT_PIN`,
-//! `rolesanywhere-pkcs11-context-pin`), or is the user PIN under `--reuse-pin`.
+//! `pkcs11-context-pin`), or is the user PIN under `--reuse-pin`.
+//!
+//! PIN files that group or others can read are refused, as key files are (only a warning
+//! with `--allow-readable-key-files`).
 //!
 //! Interactive commands may also ask on `/dev/tty`, as the official helper does. A PIN is
 //! read when a login needs it and wiped from memory right after (files and the terminal
@@ -22,6 +25,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::uri::Pkcs11Uri;
+use crate::identity::file::Readable;
 use crate::secret::Secret;
 
 /// The variable that may hold the user PIN.
@@ -29,9 +33,9 @@ pub const PIN_ENV: &str = "ROLESANYWHERE_PKCS11_PIN";
 /// The variable that may hold the context-specific PIN.
 pub const CONTEXT_PIN_ENV: &str = "ROLESANYWHERE_PKCS11_CONTEXT_PIN";
 /// The systemd credential name of the user PIN.
-pub const PIN_CREDENTIAL: &str = "rolesanywhere-pkcs11-pin";
+pub const PIN_CREDENTIAL: &str = "pkcs11-pin";
 /// The systemd credential name of the context-specific PIN.
-pub const CONTEXT_PIN_CREDENTIAL: &str = "rolesanywhere-pkcs11-context-pin";
+pub const CONTEXT_PIN_CREDENTIAL: &str = "pkcs11-context-pin";
 
 /// The PIN settings besides the URI.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +48,25 @@ pub struct PinOptions {
     pub reuse_pin: bool,
     /// The command may ask on the terminal when no other source has a PIN.
     pub prompt: bool,
+    /// What to do about a PIN file that group or others can read.
+    pub readable: Readable,
+}
+
+/// Why no PIN could be had from a source that was given: what is wrong, and the fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}; {fix}")]
+pub struct PinError {
+    pub problem: String,
+    pub fix: String,
+}
+
+impl PinError {
+    fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
 }
 
 /// A PIN and where it came from (for messages; never the PIN itself).
@@ -95,7 +118,7 @@ pub fn find(
     uri: Option<&Pkcs11Uri>,
     options: &PinOptions,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Pin>, String> {
+) -> Result<Option<Pin>, PinError> {
     if kind == Kind::User
         && let Some(uri) = uri
     {
@@ -105,6 +128,7 @@ pub fn find(
         if let Some(source) = &uri.pin_source {
             let path = pin_source_path(source)?;
             let origin = format!("the file {} (pin-source in the URI)", path.display());
+            guard(&path, &origin, options.readable)?;
             return read_file(&path, &origin).map(Some);
         }
     }
@@ -114,6 +138,7 @@ pub fn find(
     };
     if let Some(path) = file {
         let origin = format!("the file {} ({})", path.display(), kind.flag());
+        guard(path, &origin, options.readable)?;
         return read_file(path, &origin).map(Some);
     }
     if let Some(value) = env(kind.env()) {
@@ -154,15 +179,17 @@ pub fn how_to_give(kind: Kind) -> String {
 
 /// The path of a `pin-source`: a `file:` URI or a plain path. Commands (`|program`) and
 /// other schemes are refused.
-fn pin_source_path(source: &str) -> Result<PathBuf, String> {
+fn pin_source_path(source: &str) -> Result<PathBuf, PinError> {
+    let use_file = "use pin-source=file:/absolute/path";
     if let Some(rest) = source.strip_prefix("file:") {
         let path = match rest.strip_prefix("//") {
             Some(after) => match after.find('/') {
                 Some(0) => after,
                 Some(i) if &after[..i] == "localhost" => &after[i..],
                 _ => {
-                    return Err(format!(
-                        "pin-source {source:?} names a remote host; use file:/absolute/path"
+                    return Err(PinError::new(
+                        format!("pin-source {source:?} names a remote host"),
+                        use_file,
                     ));
                 }
             },
@@ -170,13 +197,17 @@ fn pin_source_path(source: &str) -> Result<PathBuf, String> {
         };
         let path = path.split(['?', '#']).next().unwrap_or(path);
         if path.is_empty() {
-            return Err(format!("pin-source {source:?} names no file"));
+            return Err(PinError::new(
+                format!("pin-source {source:?} names no file"),
+                use_file,
+            ));
         }
         return Ok(PathBuf::from(path));
     }
     if source.starts_with('|') {
-        return Err(format!(
-            "pin-source {source:?} runs a program, which this helper does not do; store the PIN in a file and use pin-source=file:/path"
+        return Err(PinError::new(
+            format!("pin-source {source:?} runs a program, which this helper does not do"),
+            "store the PIN in a file readable by this user only and use pin-source=file:/path",
         ));
     }
     if let Some((scheme, _)) = source.split_once(':')
@@ -184,32 +215,59 @@ fn pin_source_path(source: &str) -> Result<PathBuf, String> {
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        && !scheme.contains('/')
     {
-        return Err(format!(
-            "pin-source {source:?} has the scheme {scheme}:, which is not supported; use file:/path"
+        return Err(PinError::new(
+            format!("pin-source {source:?} has the scheme {scheme}:, which is not supported"),
+            use_file,
         ));
     }
     Ok(PathBuf::from(source))
 }
 
+/// Refuses (or warns about) a PIN file that group or others can read.
+fn guard(path: &Path, origin: &str, readable: Readable) -> Result<(), PinError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::metadata(path) else {
+        // The read that follows reports a missing or unreadable file in its own words.
+        return Ok(());
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o044 == 0 {
+        return Ok(());
+    }
+    match readable {
+        Readable::Warn => {
+            tracing::warn!(file = %path.display(), mode = %format!("{mode:04o}"), "this PIN file can be read by group or others");
+            Ok(())
+        }
+        Readable::Refuse => Err(PinError::new(
+            format!("the PIN in {origin} can be read by group or others (mode {mode:04o})"),
+            format!(
+                "make it private with: chmod 600 {} (or pass --allow-readable-key-files to use it anyway)",
+                path.display()
+            ),
+        )),
+    }
+}
+
 /// A PIN file: its content less one trailing line ending.
-fn read_file(path: &Path, origin: &str) -> Result<Pin, String> {
+fn read_file(path: &Path, origin: &str) -> Result<Pin, PinError> {
     let secret = Secret::from_file(path).map_err(|e| {
         let why = match e.kind() {
             io::ErrorKind::NotFound => "does not exist".to_owned(),
             io::ErrorKind::PermissionDenied => "cannot be read (permission denied)".to_owned(),
             _ => format!("cannot be read ({e})"),
         };
-        format!("the PIN in {origin} {why}; check the path")
+        PinError::new(format!("the PIN in {origin} {why}"), "check the path")
     })?;
     nonempty(secret, origin.to_owned())
 }
 
-fn nonempty(secret: Secret, origin: String) -> Result<Pin, String> {
+fn nonempty(secret: Secret, origin: String) -> Result<Pin, PinError> {
     if secret.expose().is_empty() {
-        return Err(format!(
-            "the PIN from {origin} is empty; write the PIN there"
+        return Err(PinError::new(
+            format!("the PIN from {origin} is empty"),
+            "write the PIN there",
         ));
     }
     Ok(Pin { secret, origin })
@@ -217,7 +275,7 @@ fn nonempty(secret: Secret, origin: String) -> Result<Pin, String> {
 
 /// Asks on the controlling terminal with echo off. `Ok(None)` when the process has no
 /// terminal (a daemon, a `setsid` child, a CI job).
-pub fn prompt(question: &str) -> Result<Option<Pin>, String> {
+pub fn prompt(question: &str) -> Result<Option<Pin>, PinError> {
     let tty = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -226,7 +284,12 @@ pub fn prompt(question: &str) -> Result<Option<Pin>, String> {
         Ok(tty) => tty,
         Err(_) => return Ok(None),
     };
-    let fail = |e: io::Error| format!("cannot read the PIN from the terminal: {e}");
+    let fail = |e: io::Error| {
+        PinError::new(
+            format!("the PIN could not be read from the terminal ({e})"),
+            how_to_give(Kind::User),
+        )
+    };
     let mut writer = tty.try_clone().map_err(fail)?;
     let line = {
         // Echo goes off before the question shows, so nothing typed after it is echoed.
@@ -242,7 +305,10 @@ pub fn prompt(question: &str) -> Result<Option<Pin>, String> {
     let _ = writeln!(writer);
     let text = line.trim_end_matches(['\r', '\n']);
     if text.is_empty() {
-        return Err("no PIN was typed".into());
+        return Err(PinError::new(
+            "no PIN was typed at the terminal",
+            "type the PIN",
+        ));
     }
     Ok(Some(Pin {
         secret: Secret::from(text.to_owned()),
@@ -295,12 +361,19 @@ mod tests {
         None
     }
 
+    /// A PIN file as it must be: readable by its owner only.
+    fn private(path: &Path, content: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(path, content).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
     #[test]
     fn order_uri_then_flag_then_variable_then_credential() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pin");
-        std::fs::write(&file, "1111\n").unwrap();
-        std::fs::write(dir.path().join(PIN_CREDENTIAL), "3333").unwrap();
+        private(&file, "1111\n");
+        private(&dir.path().join(PIN_CREDENTIAL), "3333");
         let creds = dir.path().to_str().unwrap().to_owned();
         let env = move |k: &str| match k {
             PIN_ENV => Some("2222".to_owned()),
@@ -360,7 +433,7 @@ mod tests {
     fn pin_source_forms() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p");
-        std::fs::write(&file, "4321\r\n").unwrap();
+        private(&file, "4321\r\n");
         let path = file.to_str().unwrap();
         for source in [
             format!("file:{path}"),
@@ -385,7 +458,9 @@ mod tests {
                 pin_source: Some(source.into()),
                 ..Pkcs11Uri::default()
             };
-            let error = find(Kind::User, Some(&uri), &PinOptions::default(), &no_env).unwrap_err();
+            let error = find(Kind::User, Some(&uri), &PinOptions::default(), &no_env)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(want), "{source}: {error}");
         }
     }
@@ -397,19 +472,48 @@ mod tests {
             pin_file: Some(dir.path().join("nope")),
             ..PinOptions::default()
         };
-        let error = find(Kind::User, None, &missing, &no_env).unwrap_err();
+        let error = find(Kind::User, None, &missing, &no_env)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("does not exist") && error.contains("--pkcs11-pin-file"),
             "{error}"
         );
         let empty = dir.path().join("empty");
-        std::fs::write(&empty, "\n").unwrap();
+        private(&empty, "\n");
         let options = PinOptions {
             pin_file: Some(empty),
             ..PinOptions::default()
         };
-        let error = find(Kind::User, None, &options, &no_env).unwrap_err();
+        let error = find(Kind::User, None, &options, &no_env)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("is empty"), "{error}");
+    }
+
+    #[test]
+    fn pin_files_others_can_read_are_refused_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pin");
+        std::fs::write(&file, "2468").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut options = PinOptions {
+            pin_file: Some(file.clone()),
+            ..PinOptions::default()
+        };
+        let error = find(Kind::User, None, &options, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("mode 0644") && error.contains("chmod 600"),
+            "{error}"
+        );
+        options.readable = Readable::Warn;
+        assert!(find(Kind::User, None, &options, &no_env).unwrap().is_some());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        options.readable = Readable::Refuse;
+        assert!(find(Kind::User, None, &options, &no_env).unwrap().is_some());
     }
 
     #[test]

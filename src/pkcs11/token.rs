@@ -470,8 +470,10 @@ impl Lookup<'_> {
             return Ok(());
         }
         let env = |k: &str| std::env::var(k).ok();
+        let pin_failure =
+            |e: pin::PinError| IdentityError::new(format!("{name}:"), e.problem, e.fix);
         let pin = pin::find(Kind::User, self.spec.pin_uri(), &self.spec.pins, &env)
-            .map_err(|problem| IdentityError::new(&name, problem, "fix the PIN source"))?;
+            .map_err(pin_failure)?;
         let pin = match pin {
             Some(pin) => Some(pin),
             None if view.protected_path => None,
@@ -479,7 +481,7 @@ impl Lookup<'_> {
                 "Please enter your user PIN for token \"{}\": ",
                 view.label
             ))
-            .map_err(|problem| IdentityError::new(&name, problem, pin::how_to_give(Kind::User)))?,
+            .map_err(pin_failure)?,
             None => None,
         };
         if pin.is_none() && !view.protected_path {
@@ -1563,21 +1565,24 @@ impl Signer<'_> {
         };
         let mut refused = Vec::new();
         if self.pins.reuse_pin
-            && let Some(pin) = pin::find(Kind::User, self.user_uri, self.pins, &env)?
+            && let Some(pin) =
+                pin::find(Kind::User, self.user_uri, self.pins, &env).map_err(|e| e.to_string())?
         {
             if try_pin(state, &pin)? {
                 return Ok(());
             }
             refused.push(format!("the user PIN from {}", pin.origin));
         }
-        let pin = match pin::find(Kind::Context, None, self.pins, &env)? {
-            Some(pin) => Some(pin),
-            None if self.pins.prompt => pin::prompt(&format!(
-                "Please enter the context-specific PIN for {}: ",
-                self.key.describe(self.token)
-            ))?,
-            None => None,
-        };
+        let pin =
+            match pin::find(Kind::Context, None, self.pins, &env).map_err(|e| e.to_string())? {
+                Some(pin) => Some(pin),
+                None if self.pins.prompt => pin::prompt(&format!(
+                    "Please enter the context-specific PIN for {}: ",
+                    self.key.describe(self.token)
+                ))
+                .map_err(|e| e.to_string())?,
+                None => None,
+            };
         match pin {
             Some(pin) => {
                 if try_pin(state, &pin)? {

@@ -79,7 +79,7 @@ impl Hsm {
             ),
         )
         .unwrap();
-        std::fs::write(dir.path().join("pin"), format!("{PIN}\n")).unwrap();
+        write_secret(&dir.path().join("pin"), &format!("{PIN}\n"));
         Self { dir }
     }
 
@@ -155,6 +155,13 @@ impl Hsm {
                 .args(extra),
         );
     }
+}
+
+/// A file only its owner can read, as PIN files must be.
+fn write_secret(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// The first certificate of a PEM file written as DER next to it.
@@ -470,7 +477,7 @@ fn every_pin_source_logs_in() {
     let module = softhsm_module();
     let pin_file = fixture.hsm.pin_file();
     let creds = tempfile::tempdir().unwrap();
-    std::fs::write(creds.path().join("rolesanywhere-pkcs11-pin"), PIN).unwrap();
+    write_secret(&creds.path().join("pkcs11-pin"), PIN);
     let base = format!("pkcs11:token={TOKEN};object=leaf");
     /// What the case is, the `--certificate` value and flags after it, the environment.
     type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, String)>);
@@ -612,8 +619,15 @@ fn failures_are_one_clear_line() {
     let module = softhsm_module().display().to_string();
     let pin_file = fixture.hsm.pin_file().display().to_string();
     let wrong = fixture.hsm.dir.path().join("wrong");
-    std::fs::write(&wrong, "wrong-pin-9999").unwrap();
+    write_secret(&wrong, "wrong-pin-9999");
     let wrong = wrong.display().to_string();
+    let shared = fixture.hsm.dir.path().join("shared-pin");
+    std::fs::write(&shared, PIN).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let shared = shared.display().to_string();
     let leaf = format!("pkcs11:token={TOKEN};object=leaf");
     let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
         (
@@ -630,6 +644,18 @@ fn failures_are_one_clear_line() {
                 "token \"ra-test\" refused the user PIN from the file",
                 "as incorrect",
             ],
+        ),
+        (
+            "PIN file others can read",
+            vec![
+                "--certificate".into(),
+                leaf.clone(),
+                "--pkcs11-lib".into(),
+                module.clone(),
+                "--pkcs11-pin-file".into(),
+                shared,
+            ],
+            &["can be read by group or others (mode 0644)", "chmod 600"],
         ),
         (
             "missing PIN",
