@@ -1191,3 +1191,72 @@ fn serve_gets_new_credentials_after_the_token_is_re_created() {
         assert_eq!(imds_credentials(daemon.port, ROLE_NAME).status, 200);
     }
 }
+
+#[test]
+fn config_file_roles_on_a_token_for_serve_and_update() {
+    let fixture = Fixture::new(KeyType::P256);
+    let setup = &fixture.setup;
+    let (alpha_port, beta_port) = (
+        crate::credential_process::free_port(),
+        crate::credential_process::free_port(),
+    );
+    let role = |name: &str, identity: &str, port: u16| {
+        format!(
+            "[[role]]\nname = \"{name}\"\n{identity}\npkcs11_pin_file = \"{}\"\ntrust_anchor_arn = \"{}\"\nprofile_arn = \"{PROFILE}\"\nrole_arn = \"arn:aws:iam::111122223333:role/{name}\"\nendpoint = \"{}\"\nca_bundle = \"{}\"\nimds = \"127.0.0.1:{port}\"\n\n",
+            fixture.hsm.pin_file().display(),
+            crate::credential_process::TA,
+            setup.emulator.url(),
+            setup.ca_bundle.display(),
+        )
+    };
+    let config = setup.path("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}",
+            role(
+                "alpha",
+                &format!(
+                    "certificate = \"pkcs11:token={TOKEN};object=leaf\"\npkcs11_lib = \"{}\"",
+                    softhsm_module().display()
+                ),
+                alpha_port
+            ),
+            role(
+                "beta",
+                &format!("private_key = \"pkcs11:token={TOKEN};id=%01\""),
+                beta_port
+            ),
+        ),
+    )
+    .unwrap();
+    let mut cmd = crate::common::helper();
+    cmd.env("SOFTHSM2_CONF", fixture.hsm.conf())
+        .args(["serve", "--config"])
+        .arg(&config);
+    detached(&mut cmd);
+    let daemon = Daemon::start(cmd);
+    for (port, name) in [(alpha_port, "alpha"), (beta_port, "beta")] {
+        let reply = imds_credentials(port, name);
+        assert_eq!(reply.status, 200, "{name}: {reply:?}\n{}", daemon.log());
+    }
+    drop(daemon);
+
+    let credentials_file = setup.path("credentials");
+    let mut cmd = crate::common::helper();
+    cmd.env("SOFTHSM2_CONF", fixture.hsm.conf())
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials_file)
+        .args(["update", "--once", "--config"])
+        .arg(&config);
+    run_ok(detached(&mut cmd));
+    let written = std::fs::read_to_string(&credentials_file).unwrap();
+    assert!(
+        written.contains("[alpha]") && written.contains("[beta]"),
+        "{written}"
+    );
+    assert_eq!(
+        written.matches("aws_session_token = ").count(),
+        2,
+        "{written}"
+    );
+}
