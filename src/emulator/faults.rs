@@ -8,18 +8,42 @@
 //! {"action":"fail_next","count":2,"status":503}
 //! {"action":"fail_next","count":1,"status":429,"retry_after":3}
 //! {"action":"delay","millis":1500}
+//! {"action":"slow_body","millis":1500}
 //! {"action":"drop_next","count":1}
 //! {"action":"malformed_next","count":1}
+//! {"action":"empty_next","count":1}
+//! {"action":"incomplete_next","count":1}
+//! {"action":"skew","seconds":600}
 //! {"action":"clear"}
 //! ```
 //!
-//! Pending counts are consumed in this order: drop, fail, malformed. The delay applies to
-//! every CreateSession until cleared. A faulted request is logged but not verified.
+//! Pending counts are consumed in this order: drop, fail, malformed, empty, incomplete. A
+//! faulted request is logged but not verified. The delay, the slow body and the skew apply
+//! to every CreateSession until cleared:
+//!
+//! - `delay` holds the whole answer back; a client that gives up meanwhile leaves its
+//!   request in the log with status 0 and the fault `delay`;
+//! - `slow_body` sends the status, the headers and the first half of the body at once, and
+//!   the rest of the body only after the pause (a link that stalls mid-answer);
+//! - `skew` runs the clock that `X-Amz-Date` is checked against that many seconds off real
+//!   time, as a service whose clock (or the host's) drifted: beyond the allowed skew every
+//!   request is refused with `Signature expired`, by the real check.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// The largest `delay` or `slow_body` pause an order may ask for.
+const MAX_PAUSE: Duration = Duration::from_secs(600);
+/// The largest clock skew an order may ask for, in seconds (one week).
+const MAX_SKEW_SECONDS: i64 = 7 * 86_400;
+
+/// The access key id of an `incomplete` answer: made up, never issued.
+pub const INCOMPLETE_ACCESS_KEY_ID: &str = "ASIAINCOMPLETE000000";
+/// The secret access key of an `incomplete` answer: made up, so that tests can check that a
+/// client that refuses the answer does not log it either.
+pub const INCOMPLETE_SECRET_ACCESS_KEY: &str = "IncompleteAnswerSecretMustNotBeLogged000";
 
 /// What to do with one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +57,11 @@ pub enum Fault {
     },
     /// Answer 201 with a body that is not valid JSON.
     Malformed,
+    /// Answer 201 with valid JSON whose `credentialSet` is empty.
+    Empty,
+    /// Answer 201 with a credential set whose credentials lack `sessionToken` and
+    /// `expiration`.
+    Incomplete,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +71,11 @@ struct State {
     fail_status: u16,
     retry_after: Option<u32>,
     malformed: u32,
+    empty: u32,
+    incomplete: u32,
     delay: Duration,
+    body_pause: Duration,
+    skew_seconds: i64,
 }
 
 /// The pending faults of one emulator.
@@ -64,11 +97,23 @@ pub enum FaultOrder {
     Delay {
         millis: u64,
     },
+    SlowBody {
+        millis: u64,
+    },
     DropNext {
         count: u32,
     },
     MalformedNext {
         count: u32,
+    },
+    EmptyNext {
+        count: u32,
+    },
+    IncompleteNext {
+        count: u32,
+    },
+    Skew {
+        seconds: i64,
     },
     Clear,
 }
@@ -102,6 +147,12 @@ impl Faults {
         self.lock().delay = delay;
     }
 
+    /// Sends every CreateSession answer in two parts: the status, the headers and the first
+    /// half of the body at once, the rest after `pause` (zero to stop).
+    pub fn slow_body(&self, pause: Duration) {
+        self.lock().body_pause = pause;
+    }
+
     /// Closes the connection of the next `count` requests without answering.
     pub fn drop_next(&self, count: u32) {
         self.lock().drop = count;
@@ -112,13 +163,42 @@ impl Faults {
         self.lock().malformed = count;
     }
 
-    /// Removes every pending fault and the delay.
+    /// Answers the next `count` requests with 201 and an empty `credentialSet`.
+    pub fn empty_next(&self, count: u32) {
+        self.lock().empty = count;
+    }
+
+    /// Answers the next `count` requests with 201 and credentials that lack
+    /// `sessionToken` and `expiration`.
+    pub fn incomplete_next(&self, count: u32) {
+        self.lock().incomplete = count;
+    }
+
+    /// Runs the clock that request times are checked against `seconds` off real time
+    /// (positive: ahead); zero to stop.
+    pub fn skew(&self, seconds: i64) {
+        self.lock().skew_seconds = seconds;
+    }
+
+    /// Removes every pending fault, the delay, the slow body and the skew.
     pub fn clear(&self) {
         *self.lock() = State::default();
     }
 
-    /// Applies an order received over HTTP; refuses statuses that are not errors.
+    /// Applies an order received over HTTP; refuses statuses that are not errors, and
+    /// pauses or skews beyond the limits.
     pub fn apply(&self, order: FaultOrder) -> Result<(), String> {
+        let pause = |what: &str, millis: u64| {
+            let pause = Duration::from_millis(millis);
+            if pause > MAX_PAUSE {
+                Err(format!(
+                    "a {what} above {} ms is refused",
+                    MAX_PAUSE.as_millis()
+                ))
+            } else {
+                Ok(pause)
+            }
+        };
         match order {
             FaultOrder::FailNext {
                 count,
@@ -133,14 +213,20 @@ impl Faults {
                     None => self.fail_next(count, status),
                 }
             }
-            FaultOrder::Delay { millis } => {
-                if millis > 600_000 {
-                    return Err("a delay above 600000 ms is refused".into());
-                }
-                self.delay(Duration::from_millis(millis));
-            }
+            FaultOrder::Delay { millis } => self.delay(pause("delay", millis)?),
+            FaultOrder::SlowBody { millis } => self.slow_body(pause("pause", millis)?),
             FaultOrder::DropNext { count } => self.drop_next(count),
             FaultOrder::MalformedNext { count } => self.malformed_next(count),
+            FaultOrder::EmptyNext { count } => self.empty_next(count),
+            FaultOrder::IncompleteNext { count } => self.incomplete_next(count),
+            FaultOrder::Skew { seconds } => {
+                if seconds.abs() > MAX_SKEW_SECONDS {
+                    return Err(format!(
+                        "a skew beyond {MAX_SKEW_SECONDS} seconds either way is refused"
+                    ));
+                }
+                self.skew(seconds);
+            }
             FaultOrder::Clear => self.clear(),
         }
         Ok(())
@@ -162,10 +248,26 @@ impl Faults {
         } else if s.malformed > 0 {
             s.malformed -= 1;
             Some(Fault::Malformed)
+        } else if s.empty > 0 {
+            s.empty -= 1;
+            Some(Fault::Empty)
+        } else if s.incomplete > 0 {
+            s.incomplete -= 1;
+            Some(Fault::Incomplete)
         } else {
             None
         };
         (s.delay, fault)
+    }
+
+    /// The pause in the middle of every answer's body (zero: none).
+    pub fn body_pause(&self) -> Duration {
+        self.lock().body_pause
+    }
+
+    /// How many seconds the request-time check's clock runs off real time.
+    pub fn skew_seconds(&self) -> i64 {
+        self.lock().skew_seconds
     }
 }
 
@@ -179,6 +281,8 @@ mod tests {
         f.fail_next_retry_after(2, 429, 3);
         f.drop_next(1);
         f.malformed_next(1);
+        f.empty_next(1);
+        f.incomplete_next(1);
         assert_eq!(f.take().1, Some(Fault::Drop));
         let fail = Some(Fault::Fail {
             status: 429,
@@ -187,11 +291,19 @@ mod tests {
         assert_eq!(f.take().1, fail);
         assert_eq!(f.take().1, fail);
         assert_eq!(f.take().1, Some(Fault::Malformed));
+        assert_eq!(f.take().1, Some(Fault::Empty));
+        assert_eq!(f.take().1, Some(Fault::Incomplete));
         assert_eq!(f.take().1, None);
         f.delay(Duration::from_millis(5));
         assert_eq!(f.take().0, Duration::from_millis(5));
+        f.slow_body(Duration::from_millis(7));
+        f.skew(-42);
+        assert_eq!(f.body_pause(), Duration::from_millis(7));
+        assert_eq!(f.skew_seconds(), -42);
         f.clear();
         assert_eq!(f.take(), (Duration::ZERO, None));
+        assert_eq!(f.body_pause(), Duration::ZERO);
+        assert_eq!(f.skew_seconds(), 0);
     }
 
     #[test]
@@ -211,5 +323,22 @@ mod tests {
             serde_json::from_str(r#"{"action":"fail_next","count":1,"status":200}"#).unwrap();
         assert!(f.apply(bad).is_err());
         assert!(serde_json::from_str::<FaultOrder>(r#"{"action":"explode"}"#).is_err());
+
+        for (text, ok) in [
+            (r#"{"action":"empty_next","count":1}"#, true),
+            (r#"{"action":"incomplete_next","count":1}"#, true),
+            (r#"{"action":"slow_body","millis":2000}"#, true),
+            (r#"{"action":"slow_body","millis":600001}"#, false),
+            (r#"{"action":"delay","millis":600001}"#, false),
+            (r#"{"action":"skew","seconds":-600}"#, true),
+            (r#"{"action":"skew","seconds":604801}"#, false),
+        ] {
+            let order: FaultOrder = serde_json::from_str(text).unwrap();
+            assert_eq!(f.apply(order).is_ok(), ok, "{text}");
+        }
+        assert_eq!(f.take().1, Some(Fault::Empty));
+        assert_eq!(f.take().1, Some(Fault::Incomplete));
+        assert_eq!(f.body_pause(), Duration::from_millis(2000));
+        assert_eq!(f.skew_seconds(), -600);
     }
 }

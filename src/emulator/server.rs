@@ -1,18 +1,23 @@
 //! The listener and the routes: `POST /sessions` (CreateSession), `POST /` (STS),
 //! `POST /_emulator/faults` and `GET /_emulator/received` (test control, loopback peers only).
+//! The faults of [`super::faults`] are applied here, on the CreateSession route.
 //!
 //! Limits keep a misbehaving client from exhausting the process: headers and bodies of at most
 //! 64 KiB, 1024 connections at once, 30 s to send the request headers, 10 s for the TLS
 //! handshake. Shutdown is graceful: the listener closes, connections finish their current
 //! request.
 
+use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -24,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::create_session::create_session;
 use super::errors::{ErrorKind, ServiceError};
-use super::faults::{Fault, FaultOrder};
+use super::faults::{Fault, FaultOrder, INCOMPLETE_ACCESS_KEY_ID, INCOMPLETE_SECRET_ACCESS_KEY};
 use super::state::{ReceivedRequest, State};
 use super::verify::{Received, authenticate};
 use super::{chain, sts};
@@ -50,7 +55,73 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-type Answer = Response<Full<Bytes>>;
+type Answer = Response<AnswerBody>;
+
+/// The body of an answer: sent whole, or (the `slow_body` fault) in two parts with a pause
+/// between them. Its length is always announced in `Content-Length`, so a client can tell a
+/// stalled body from a finished one.
+struct AnswerBody {
+    first: Option<Bytes>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    rest: Option<Bytes>,
+    len: u64,
+}
+
+impl AnswerBody {
+    fn whole(body: Bytes) -> Self {
+        Self {
+            len: body.len() as u64,
+            first: Some(body),
+            pause: None,
+            rest: None,
+        }
+    }
+
+    /// The same bytes, the second half of them after `pause`.
+    fn stalled(self, pause: Duration) -> Self {
+        let mut all = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        for part in [self.first, self.rest].into_iter().flatten() {
+            all.extend_from_slice(&part);
+        }
+        let mut first = Bytes::from(all);
+        let rest = first.split_off(first.len() / 2);
+        Self {
+            len: self.len,
+            first: Some(first),
+            pause: Some(Box::pin(tokio::time::sleep(pause))),
+            rest: Some(rest),
+        }
+    }
+}
+
+impl Body for AnswerBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
+        }
+        Poll::Ready(self.rest.take().map(|rest| Ok(Frame::data(rest))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
 
 /// Accepts connections until `shutdown` turns true, then drains them.
 pub async fn serve(
@@ -217,9 +288,6 @@ async fn sessions(
     request_id: String,
 ) -> Result<Answer, DropConnection> {
     let (delay, fault) = state.faults.take();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let mut entry = ReceivedRequest {
         serial: claimed_serial(state, headers),
         status: 0,
@@ -241,6 +309,16 @@ async fn sessions(
         request_id: request_id.clone(),
         received_at: chain::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
     };
+    if !delay.is_zero() {
+        // A client that gives up during the delay closes the connection, and hyper drops
+        // this future: the guard still logs the attempt, unanswered.
+        let mut held = Unanswered {
+            state,
+            entry: Some(entry),
+        };
+        tokio::time::sleep(delay).await;
+        entry = held.entry.take().expect("the entry is only taken here");
+    }
     let answer = match fault {
         Some(Fault::Drop) => {
             entry.fault = Some("drop".into());
@@ -278,6 +356,33 @@ async fn sessions(
                 &request_id,
             )
         }
+        Some(Fault::Empty) => {
+            entry.fault = Some("empty".into());
+            respond(
+                StatusCode::CREATED,
+                "application/json",
+                Bytes::from_static(b"{\"credentialSet\":[]}"),
+                &request_id,
+            )
+        }
+        Some(Fault::Incomplete) => {
+            entry.fault = Some("incomplete".into());
+            let body = serde_json::json!({
+                "credentialSet": [{
+                    "credentials": {
+                        "accessKeyId": INCOMPLETE_ACCESS_KEY_ID,
+                        "secretAccessKey": INCOMPLETE_SECRET_ACCESS_KEY,
+                    },
+                    "packedPolicySize": 0,
+                }],
+            });
+            respond(
+                StatusCode::CREATED,
+                "application/json",
+                Bytes::from(body.to_string()),
+                &request_id,
+            )
+        }
         None => {
             let received = Received {
                 method: method.as_str(),
@@ -286,10 +391,11 @@ async fn sessions(
                 headers,
                 body,
             };
+            // The `skew` fault moves the clock the request time is checked against.
             let result = authenticate(
                 &received,
                 &state.region,
-                state.now(),
+                state.now().saturating_add(state.faults.skew_seconds()),
                 state.max_skew,
                 &state.leaves,
             )
@@ -312,7 +418,28 @@ async fn sessions(
     };
     entry.status = answer.status().as_u16();
     state.record(entry);
-    Ok(answer)
+    let pause = state.faults.body_pause();
+    if pause.is_zero() {
+        return Ok(answer);
+    }
+    let (parts, body) = answer.into_parts();
+    Ok(Response::from_parts(parts, body.stalled(pause)))
+}
+
+/// A request held back by the `delay` fault: logged with status 0 (no answer) and the fault
+/// `delay` if it is dropped before the answer, because the client left.
+struct Unanswered<'a> {
+    state: &'a State,
+    entry: Option<ReceivedRequest>,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(mut entry) = self.entry.take() {
+            entry.fault = Some("delay".into());
+            self.state.record(entry);
+        }
+    }
 }
 
 /// The serial of the `X-Amz-X509` certificate, or the one `Credential=` claims.
@@ -444,7 +571,7 @@ fn error_answer(
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes, rid: &str) -> Answer {
-    let mut answer = Response::new(Full::new(body));
+    let mut answer = Response::new(AnswerBody::whole(body));
     *answer.status_mut() = status;
     let headers = answer.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
