@@ -1,10 +1,15 @@
 //! The HTTP side of the daemon: listeners (TCP with the reply hop limit, or sockets passed
-//! by systemd, TCP or Unix), connections bounded in number and in header time, graceful
-//! shutdown, and the small reply type the route modules build.
+//! by systemd, TCP or Unix), connections bounded in number, in header time and in how long
+//! an answer may wait for its reader, graceful shutdown, and the small reply type the route
+//! modules build.
 
 use std::convert::Infallible;
+use std::future::Future as _;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::http::{HeaderValue, Response, StatusCode};
 use hyper::{Request, header};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -21,6 +26,15 @@ use crate::refresh::Unavailable;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an answer may wait for the client to make room for it: a client that sends
+/// requests but never reads the answers would otherwise hold its connection, and one of
+/// the `--max-connections` slots, for ever (the header timeout does not run while an answer
+/// is being written).
+const STALLED_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait after a failed accept (out of descriptors, most often).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// The least time between two warnings about failed accepts.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(60);
 /// Per-connection read buffer cap: requests here are a few hundred bytes, and a small cap
 /// keeps a thousand idle connections cheap.
 const MAX_BUF_SIZE: usize = 16 * 1024;
@@ -149,6 +163,9 @@ pub struct Connections {
 /// Accepts connections until the task is dropped, at most `limit` at once (further
 /// clients wait in the kernel's backlog, costing nothing here).
 pub async fn accept_loop(listener: Listener, routes: Arc<dyn Routes>, connections: Connections) {
+    // Failed accepts since the last warning, and when that was.
+    let mut failed: u64 = 0;
+    let mut warned: Option<tokio::time::Instant> = None;
     loop {
         let Ok(permit) = connections.limit.clone().acquire_owned().await else {
             return;
@@ -174,9 +191,20 @@ pub async fn accept_loop(listener: Listener, routes: Arc<dyn Routes>, connection
             }),
         };
         if let Err(e) = accepted {
-            // Running out of descriptors is transient; back off instead of spinning.
-            tracing::warn!(error = %e, "accept failed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Running out of descriptors is transient; back off instead of spinning, and say
+            // so at most once a minute: a flood that holds every descriptor would otherwise
+            // write ten lines a second for as long as it lasts.
+            failed += 1;
+            if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARNING_EVERY) {
+                tracing::warn!(
+                    error = %e,
+                    failed,
+                    "accept failed; retrying every 100 ms (once a minute at most in this log)"
+                );
+                failed = 0;
+                warned = Some(tokio::time::Instant::now());
+            }
+            tokio::time::sleep(ACCEPT_RETRY).await;
         }
     }
 }
@@ -199,7 +227,10 @@ fn spawn_connection<I>(
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(MAX_BUF_SIZE)
-            .serve_connection(TokioIo::new(io), service);
+            .serve_connection(
+                TokioIo::new(StallLimit::new(io, STALLED_WRITE_TIMEOUT)),
+                service,
+            );
         tokio::pin!(connection);
         let result = if *stopping.borrow_and_update() {
             connection.as_mut().graceful_shutdown();
@@ -219,4 +250,136 @@ fn spawn_connection<I>(
         }
         drop(permit);
     });
+}
+
+/// A connection whose writes fail once one has made no progress for `limit`, so that hyper
+/// drops a client that stopped reading. Any progress restarts the clock, as nginx's
+/// `send_timeout` does; reads are untouched (the header timeout bounds those).
+struct StallLimit<I> {
+    io: I,
+    limit: Duration,
+    /// Running while a write or flush waits for room.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> StallLimit<I> {
+    fn new(io: I, limit: Duration) -> Self {
+        Self {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Passes a ready result through (and stops the clock); on `Pending`, starts the clock
+    /// or fails once it has run out.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let clock = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if clock.as_mut().poll(cx).is_ready() {
+            self.stalled = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing of its answer for {} s",
+                    limit.as_secs()
+                ),
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for StallLimit<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for StallLimit<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, polled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn a_write_nobody_reads_fails_after_the_limit() {
+        let (near, _far) = tokio::io::duplex(64);
+        let mut limited = StallLimit::new(near, Duration::from_millis(200));
+        limited.write_all(&[1; 64]).await.unwrap();
+        let started = std::time::Instant::now();
+        let error = limited.write_all(&[2; 64]).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let waited = started.elapsed();
+        assert!(
+            (Duration::from_millis(200)..Duration::from_secs(2)).contains(&waited),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+        let (near, mut far) = tokio::io::duplex(16);
+        let mut limited = StallLimit::new(near, Duration::from_millis(300));
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = [0u8; 16];
+            while got < 160 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                got += far.read(&mut buf).await.unwrap();
+            }
+            got
+        });
+        // Ten times the buffer, each part waiting about 100 ms for room: 1 s in all, more
+        // than three times the limit.
+        limited.write_all(&[3; 160]).await.unwrap();
+        assert_eq!(reader.await.unwrap(), 160);
+    }
 }
