@@ -7,6 +7,8 @@ mod emulator;
 mod emulator_clients;
 mod emulator_negative;
 mod emulator_pki;
+mod faults;
+mod hostile;
 mod identity_bad_input;
 mod identity_files;
 mod kat;
