@@ -51,8 +51,8 @@ const RETRY_AFTER: u32 = 2;
 /// Poll period of the endpoint and of the emulator's request log.
 const TICK: Duration = Duration::from_millis(25);
 const POLL_EVERY: Duration = Duration::from_millis(250);
-/// Timing slack for measurements made by polling.
-const SLACK: Duration = Duration::from_millis(60);
+/// Timing slack for measurements made by polling (every TICK, on a possibly busy machine).
+const SLACK: Duration = Duration::from_millis(150);
 
 // ---------------------------------------------------------------------------------------
 // The tests: one per fault.
