@@ -102,8 +102,15 @@ pub enum CreateSessionError {
         cause: String,
         hint: &'static str,
     },
-    /// No answer within the attempt timeout.
-    #[error("no answer from {url} within {seconds} s (after {attempts} attempt{}); check the network, or raise --timeout", plural(*.attempts))]
+    /// No connection within the connect timeout.
+    #[error("cannot connect to {url} within {seconds} s (after {attempts} attempt{}); check the endpoint and the network, or raise --connect-timeout", plural(*.attempts))]
+    ConnectTimeout {
+        url: String,
+        seconds: u64,
+        attempts: u32,
+    },
+    /// No complete answer within the attempt timeout.
+    #[error("no complete answer from {url} within {seconds} s (after {attempts} attempt{}); check the network, or raise --timeout", plural(*.attempts))]
     Timeout {
         url: String,
         seconds: u64,
@@ -152,7 +159,7 @@ fn refusal_hint(error_type: &str, message: &str) -> Option<&'static str> {
     let m = message.to_ascii_lowercase();
     Some(if m.contains("untrusted signing certificate") {
         "the certificate does not chain to the trust anchor: check that the trust anchor holds your CA, and send intermediates with --intermediates or a fullchain certificate file"
-    } else if m.contains("signature expired") || m.contains("skew") {
+    } else if is_clock_skew(&m) {
         "the host clock differs from the service's by more than 5 minutes: synchronise it (NTP)"
     } else if m.contains("invalid signature") {
         "check that the private key belongs to the certificate, and that --region matches the trust anchor"
@@ -171,11 +178,20 @@ impl CreateSessionError {
     /// True when no retry can help (the service refused the request as such).
     pub fn is_permanent(&self) -> bool {
         match self {
+            // A clock that is off (a host booting before NTP has synchronised it) heals by
+            // itself: retry rather than give up.
+            Self::Service { message, .. } if is_clock_skew(message) => false,
             Self::Service { status, .. } => is_permanent_status(*status),
             Self::Tls { .. } | Self::InvalidResponse { .. } | Self::Sign(_) => true,
-            Self::Connect { .. } | Self::Timeout { .. } => false,
+            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Timeout { .. } => false,
         }
     }
+}
+
+/// Whether the service refused the request's date (more than 5 minutes off its clock).
+fn is_clock_skew(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("signature expired") || m.contains("skew")
 }
 
 fn is_permanent_status(status: u16) -> bool {
@@ -359,7 +375,13 @@ impl Client {
                 hint,
             });
         }
-        let error = if e.is_timeout() {
+        let error = if e.is_connect() && e.is_timeout() {
+            CreateSessionError::ConnectTimeout {
+                url,
+                seconds: self.config.connect_timeout.as_secs(),
+                attempts: attempt,
+            }
+        } else if e.is_timeout() {
             CreateSessionError::Timeout {
                 url,
                 seconds: self.config.attempt_timeout.as_secs(),
@@ -545,7 +567,13 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     while let Some(next) = current.source() {
         current = next;
     }
-    current.to_string()
+    let text = current.to_string();
+    // rustls words a peer that hung up as a missing close_notify and adds a documentation
+    // link; the user needs to know only that no answer came.
+    if text.contains("close_notify") {
+        return "the connection was closed without an answer".into();
+    }
+    text
 }
 
 /// rustls with the ring provider, TLS 1.2 and 1.3, trusting the system roots plus the

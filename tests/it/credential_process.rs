@@ -859,7 +859,9 @@ fn transport_errors_are_one_clear_line() {
     let line = failure(&common::run(setup.leaf_command().args(["--timeout", "1"])));
     setup.emulator.faults().clear();
     assert!(
-        line.contains("no answer") && line.contains("within 1 s") && line.contains("3 attempts"),
+        line.contains("no complete answer")
+            && line.contains("within 1 s")
+            && line.contains("3 attempts"),
         "{line}"
     );
     assert!(started.elapsed() < Duration::from_secs(15));
