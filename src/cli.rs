@@ -301,6 +301,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Also answer requests whose Host is NAME (may be repeated). By default only IP
+    /// addresses and localhost are answered, which stops web pages that rebind their own
+    /// DNS name to this host from reading credentials [this project's own flag]
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+
     /// Serve /healthz and /metrics (Prometheus) on ADDRESS:PORT, or on a socket passed by
     /// systemd (fd:NAME); off by default [this project's own flag]
     #[arg(long, value_name = "ADDRESS:PORT")]

@@ -132,6 +132,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
             ecs: vec![0],
         }],
         max_connections: serve::plan::DEFAULT_MAX_CONNECTIONS,
+        allowed_hosts: Vec::new(),
         ops: None,
         cert_expiry_warning_days: serve::plan::DEFAULT_CERT_EXPIRY_WARNING_DAYS,
     };

@@ -26,7 +26,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let activated =
         systemd::activated().map_err(|e| Error::Other(format!("socket activation: {e}")))?;
     let names: Vec<String> = activated.iter().map(|a| a.name.clone()).collect();
-    let plan = serve::plan::from_args(args, |k| std::env::var(k).ok(), &names)?;
+    let mut plan = serve::plan::from_args(args, |k| std::env::var(k).ok(), &names)?;
+    plan.max_connections = fit_open_file_limit(plan.max_connections);
     for role in &plan.roles {
         if role.settings.client.insecure_skip_verify {
             tracing::warn!(role = %role.name, "--no-verify-ssl: the endpoint's TLS certificate is not verified");
@@ -139,6 +140,47 @@ fn warn_on_certificate_expiry(running: &Running, days: u32) {
                 "the certificate expires soon; renew it (the new files are used at the next refresh)"
             );
         }
+    }
+}
+
+/// Descriptors kept free of client connections: listeners, the refreshers' connections to
+/// the service, key and certificate files, the token-file writes, logging.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the soft open-file limit to the hard one, and keeps the connection bound below
+/// it: a client flood must never take the descriptors a refresh needs. The common soft
+/// default of 1024 is below the default bound of 4096 connections.
+fn fit_open_file_limit(max_connections: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write only the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return max_connections;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let room = limit.rlim_cur.saturating_sub(RESERVED_FILES).max(1);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    if max_connections > room {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = limit.rlim_cur,
+            "the open-file limit leaves room for {room} connections; serving at most that many (raise LimitNOFILE= or ulimit -n)"
+        );
+        room
+    } else {
+        max_connections
     }
 }
 

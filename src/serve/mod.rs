@@ -13,6 +13,7 @@
 //! reload; [`Running::shutdown`] stops accepting and lets requests under way finish.
 
 pub mod ecs;
+pub mod host;
 pub mod http;
 pub mod imds;
 pub mod metrics;
@@ -40,6 +41,9 @@ pub use plan::{EcsPlan, Endpoint, ListenerPlan, Plan, RolePlan};
 /// How many tokens one IMDS listener keeps. SDKs take one per process for up to six hours;
 /// a token is about 100 bytes, so the bound costs little and is far above real use.
 const TOKEN_CAPACITY: usize = 4096;
+
+/// Connections the ops listener holds at once (health checks and scrapes are few).
+const OPS_CONNECTIONS: usize = 64;
 
 /// How long a reloaded role's first CreateSession may take before the reload gives up
 /// and the role keeps its current credentials.
@@ -74,6 +78,7 @@ impl ServedRole {
 
 /// One credentials listener's routes.
 pub struct Site {
+    allowed_hosts: Arc<Vec<String>>,
     imds: Option<Arc<ServedRole>>,
     tokens: imds::TokenStore,
     ecs: Vec<(String, Arc<ServedRole>, Secret)>,
@@ -92,6 +97,9 @@ impl Site {
     fn route<B>(&self, request: &Request<B>) -> (Route, Reply) {
         let path = request.uri().path();
         let (method, headers) = (request.method(), request.headers());
+        if let Err(reply) = host::check(request, &self.allowed_hosts) {
+            return (Route::Other, reply);
+        }
         if imds::owns(path) {
             return match &self.imds {
                 Some(role) => (
@@ -229,6 +237,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
         stopping: stopping_rx,
     };
     let metrics = Arc::new(Metrics::default());
+    let allowed_hosts = Arc::new(plan.allowed_hosts.clone());
     let mut listeners = Vec::with_capacity(sockets.len());
     let mut sites = Vec::with_capacity(sockets.len());
     let mut pending = Vec::with_capacity(sockets.len());
@@ -251,6 +260,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
             ecs: ecs.iter().map(|(p, r, _)| (p.clone(), r.clone())).collect(),
         });
         let site = Arc::new(Site {
+            allowed_hosts: allowed_hosts.clone(),
             imds,
             tokens: imds::TokenStore::new(TOKEN_CAPACITY),
             ecs,
@@ -271,10 +281,16 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
             sites,
             metrics,
         });
+        // Its own small bound, so that a flood of the credential ports cannot starve the
+        // health checks that would report it.
+        let ops_connections = Connections {
+            limit: Arc::new(Semaphore::new(OPS_CONNECTIONS)),
+            stopping: connections.stopping.clone(),
+        };
         tasks.push(tokio::spawn(http::accept_loop(
             socket,
             routes,
-            connections.clone(),
+            ops_connections,
         )));
         bound
     });

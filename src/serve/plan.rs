@@ -31,6 +31,8 @@ pub struct Plan {
     pub roles: Vec<RolePlan>,
     pub listeners: Vec<ListenerPlan>,
     pub max_connections: usize,
+    /// Host names answered besides IP addresses and localhost.
+    pub allowed_hosts: Vec<String>,
     /// Where `/healthz` and `/metrics` are served, if anywhere.
     pub ops: Option<Endpoint>,
     pub cert_expiry_warning_days: u32,
@@ -101,6 +103,7 @@ pub fn from_args(
         None => one_role(args, hop_limit, max_connections, env, activated).map(|mut plan| {
             plan.ops = ops;
             plan.cert_expiry_warning_days = warning_days;
+            plan.allowed_hosts = args.allowed_hosts.clone();
             plan
         }),
         Some(path) => {
@@ -121,6 +124,8 @@ pub fn from_args(
             })?;
             let mut plan = from_toml(&text, path, args, max_connections, env, activated)?;
             plan.ops = ops.or(plan.ops);
+            plan.allowed_hosts
+                .extend(args.allowed_hosts.iter().cloned());
             if let Some(days) = args.cert_expiry_warning_days {
                 plan.cert_expiry_warning_days = days;
             }
@@ -184,6 +189,7 @@ fn one_role(
             ecs: if serves_ecs { vec![0] } else { Vec::new() },
         }],
         max_connections,
+        allowed_hosts: Vec::new(),
         ops: None,
         cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
     })
@@ -248,6 +254,9 @@ struct File {
     ops: Option<String>,
     #[serde(default)]
     cert_expiry_warning_days: Option<u32>,
+    /// Host names answered besides IP addresses and localhost.
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
     #[serde(default, rename = "role")]
     roles: Vec<RoleEntry>,
 }
@@ -440,6 +449,7 @@ fn from_toml(
         roles,
         listeners,
         max_connections,
+        allowed_hosts: file.allowed_hosts.clone(),
         ops,
         cert_expiry_warning_days: file
             .cert_expiry_warning_days

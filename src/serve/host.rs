@@ -1,0 +1,116 @@
+//! The `Host` check of the credential listeners: a defence against DNS rebinding. A web
+//! page in a browser on this host can rebind its own DNS name to 127.0.0.1 and then send
+//! same-origin requests, custom headers and all, to the daemon; IMDS's token PUT does not
+//! stop it. Such requests carry the page's name in `Host`, so only IP addresses and
+//! `localhost` are answered, plus the names an operator allows (`--allow-host`, for
+//! containers that reach the daemon by a service name).
+
+use hyper::Request;
+use hyper::http::StatusCode;
+
+use super::http::Reply;
+
+/// `Ok` if the request may be answered; else the refusal to send.
+pub fn check<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Reply> {
+    let mut hosts = request.headers().get_all(hyper::header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Reply::text(
+            StatusCode::BAD_REQUEST,
+            "a request has one Host header",
+        ));
+    }
+    // The absolute form of the target names a host too.
+    let named = request
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .into_iter()
+        .chain(header.map(|h| host_part(&String::from_utf8_lossy(h.as_bytes())).to_owned()));
+    for host in named {
+        if !acceptable(&host, allowed) {
+            return Err(Reply::text(
+                StatusCode::FORBIDDEN,
+                "Forbidden: the Host is neither an IP address nor localhost nor a name allowed with --allow-host",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The host of a `Host` value, without the port and the brackets of an IPv6 literal.
+fn host_part(value: &str) -> &str {
+    let value = value.trim();
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => value,
+    }
+}
+
+fn acceptable(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = host.strip_suffix('.').unwrap_or(host);
+    // An empty Host (allowed by HTTP/1.1 for targets without an authority) is never what a
+    // browser sends.
+    host.is_empty()
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(host: Option<&str>, target: &str, allowed: &[&str]) -> bool {
+        let mut builder = Request::builder().uri(target);
+        if let Some(host) = host {
+            builder = builder.header("host", host);
+        }
+        let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+        check(&builder.body(()).unwrap(), &allowed).is_ok()
+    }
+
+    #[test]
+    fn ip_addresses_and_localhost_are_answered() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:9911",
+            "169.254.169.254",
+            "[::1]",
+            "[::1]:9911",
+            "[fd00:ec2::254]:80",
+            "localhost",
+            "LOCALHOST:9911",
+            "localhost.",
+            "",
+        ] {
+            assert!(answered(Some(host), "/latest/api/token", &[]), "{host}");
+        }
+        assert!(
+            answered(None, "/latest/api/token", &[]),
+            "no Host: not a browser"
+        );
+    }
+
+    #[test]
+    fn other_names_are_refused_unless_allowed() {
+        for host in [
+            "evil.example",
+            "evil.example:9911",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!answered(Some(host), "/", &[]), "{host}");
+        }
+        assert!(answered(Some("helper:9911"), "/", &["helper"]));
+        assert!(answered(Some("HELPER."), "/", &["helper"]));
+        assert!(
+            !answered(Some("127.0.0.1"), "http://evil.example/x", &[]),
+            "absolute form"
+        );
+    }
+}
