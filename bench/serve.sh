@@ -10,7 +10,9 @@
 #                  (defaults: 10 s, 64 connections, 1000 idle connections held 5 s)
 #
 # Figures, for both servers: RSS once ready (after one token and one credentials GET, 1 s
-# later); wrk -t2 requests/s and p99 latency over keep-alive (after a 2 s warm-up); peak RSS
+# later); wrk -t2 requests/s and p99 latency over keep-alive (after a 2 s warm-up), with the
+# server's CPU time per request over that run (user+sys from /proc/PID/stat, which other load
+# on the machine disturbs less than requests/s); p99 at one connection; peak RSS
 # during the wrk run (VmHWM reset just before it through /proc/PID/clear_refs, or VmRSS
 # sampled every 50 ms where that is not allowed); IDLE_CONNECTIONS keep-alive connections
 # opened, used, held idle and used again (bench/idle_connections.py), with the RSS while they
@@ -118,6 +120,7 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("bench-bad %d\n", e.connect + e.read + e.write + e.status + e.timeout))
   io.write(string.format("bench-rps %.1f\n", summary.requests / (summary.duration / 1e6)))
+  io.write(string.format("bench-requests %d\n", summary.requests))
   io.write(string.format("bench-p50-us %d\n", latency:percentile(50)))
   io.write(string.format("bench-p99-us %d\n", latency:percentile(99)))
 end
@@ -137,17 +140,23 @@ print(peak)
 PY
 }
 
+# User + system CPU time of a process (all its threads), in clock ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+clk_tck=$(getconf CLK_TCK)
+
 # Runs wrk against one server; leaves its output in $work/wrk-NAME.txt and the server's peak
 # RSS during the run (VmHWM reset first when the kernel allows it, else sampled) in
-# $work/peak-NAME.
+# $work/peak-NAME, and the server's CPU time during the run in $work/ticks-NAME.
 load() { # name pid url
   local name=$1 pid=$2 url=$3
   wrk -t2 -c"$conns" -d2s -s "$work/get.lua" "$url" >/dev/null # warm-up
   local reset=0
   if echo 5 >"/proc/$pid/clear_refs" 2>/dev/null; then reset=1; fi
   sample_rss "$pid" "$secs" >"$work/sampled-$name" &
-  local sampler=$!
+  local sampler=$! ticks
+  ticks=$(cpu_ticks "$pid")
   wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$work/get.lua" "$url" >"$work/wrk-$name.txt"
+  echo $(($(cpu_ticks "$pid") - ticks)) >"$work/ticks-$name"
   wait "$sampler"
   local sampled hwm
   sampled=$(cat "$work/sampled-$name")
@@ -188,11 +197,16 @@ serve_idle, base_idle = int("$serve_idle"), int("$baseline_idle")
 serve_held = dict(line.split() for line in open("$work/idle-serve.txt") if len(line.split()) == 2)
 base_held = dict(line.split() for line in open("$work/idle-baseline.txt") if len(line.split()) == 2)
 n = $idle_conns
+serve_ticks, base_ticks = int("$(cat "$work/ticks-serve")"), int("$(cat "$work/ticks-baseline")")
+serve_n, base_n = int("$(field serve requests)"), int("$(field baseline requests)")
+cpu_us = lambda ticks, requests: ticks / $clk_tck * 1e6 / max(requests, 1)
 mib = lambda kib: f"{int(kib) / 1024:.1f} MiB"
 ratio = serve_rps / base_rps
 
 rows = [
     ("requests/s (wrk, $conns conns)", f"{serve_rps:,.0f}", f"{base_rps:,.0f}", f"ratio {ratio:.2f}"),
+    ("server CPU per request (user+sys)", f"{cpu_us(serve_ticks, serve_n):.1f} us",
+     f"{cpu_us(base_ticks, base_n):.1f} us", f"ratio {cpu_us(serve_ticks, serve_n) / cpu_us(base_ticks, base_n):.2f}"),
     ("p50 latency", f"{serve_p50 / 1000:.3f} ms", f"{base_p50 / 1000:.3f} ms", ""),
     ("p99 latency", f"{serve_p99 / 1000:.3f} ms", f"{base_p99 / 1000:.3f} ms", ""),
     ("p99 latency, 1 connection", f"{int('$(field serve1 p99-us)') / 1000:.3f} ms",
