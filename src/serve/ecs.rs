@@ -51,8 +51,8 @@ pub fn handle(role: &ServedRole, token: &Secret, method: &Method, headers: &Head
             "the Authorization header does not match",
         );
     }
-    match role.state().handle.current(OffsetDateTime::now_utc()) {
-        Ok(credentials) => Reply::bytes(StatusCode::OK, "application/json", credentials.ecs_json()),
+    match role.state().documents(OffsetDateTime::now_utc()) {
+        Ok(documents) => Reply::bytes(StatusCode::OK, "application/json", documents.ecs.clone()),
         Err(why) => unavailable(&role.name, &why),
     }
 }

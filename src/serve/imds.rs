@@ -222,12 +222,8 @@ pub fn handle(
     };
     let reply = match target {
         None => Reply::text(StatusCode::OK, state.imds_name.clone()),
-        Some(_) => match state.handle.current_with_receipt(OffsetDateTime::now_utc()) {
-            Ok((credentials, received)) => Reply::bytes(
-                StatusCode::OK,
-                "text/plain",
-                credentials.imds_json(received),
-            ),
+        Some(_) => match state.documents(OffsetDateTime::now_utc()) {
+            Ok(documents) => Reply::bytes(StatusCode::OK, "text/plain", documents.imds.clone()),
             Err(why) => unavailable(&role.name, &why),
         },
     };
