@@ -174,10 +174,15 @@ fn parse_certificate(role: Role, path: &Path, der: &[u8]) -> Result<Certificate,
 /// An intermediates bundle: every PEM block must be a certificate (text between blocks
 /// is fine), or the file is a single DER certificate.
 pub fn bundle(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
+    let bytes = read(Role::Intermediates, path)?;
+    parse_bundle(path, &bytes)
+}
+
+/// [`bundle`] for bytes already read from `path`.
+pub(crate) fn parse_bundle(path: &Path, bytes: &[u8]) -> Result<Vec<Certificate>, IdentityError> {
     let role = Role::Intermediates;
-    let bytes = read(role, path)?;
-    if !pem::is_pem(&bytes) {
-        return Certificate::from_der(&bytes).map(|c| vec![c]).map_err(|_| {
+    if !pem::is_pem(bytes) {
+        return Certificate::from_der(bytes).map(|c| vec![c]).map_err(|_| {
             file_error(
                 role,
                 path,
@@ -186,7 +191,7 @@ pub fn bundle(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
             )
         });
     }
-    let blocks = pem::blocks(&bytes)
+    let blocks = pem::blocks(bytes)
         .map_err(|e| file_error(role, path, e.to_string(), "replace it with a complete copy"))?;
     if let Some(other) = blocks.iter().find(|b| b.label != "CERTIFICATE") {
         return Err(file_error(
