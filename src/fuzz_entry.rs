@@ -49,6 +49,9 @@ pub fn certificates(data: &[u8]) {
             let _ = cert.describe();
             let _ = cert.public_key().fingerprint_bytes();
             let _ = serde_json::to_vec(&CertificateData::of(cert));
+            // As the leaf checks word an expired or not yet valid certificate.
+            let _ = identity::rfc3339(cert.not_before());
+            let _ = identity::rfc3339(cert.not_after());
         }
         if let Some((leaf, others)) = certs.split_first() {
             let chain = identity::order_chain(leaf, others.to_vec());
