@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 pw=fuzz-password
 
 rm -rf "$seeds"
-mkdir -p "$seeds"/{certificate,private_key,pkcs12,serve_config,serve_route,serve_http,create_session_response}
+mkdir -p "$seeds"/{certificate,private_key,pkcs12,pkcs11_uri,serve_config,serve_route,serve_http,create_session_response}
 
 # --- keys and certificates -----------------------------------------------------------
 "$helper" pki init "$work/rsa" --intermediate >/dev/null
@@ -86,6 +86,16 @@ openssl pkcs12 -export -legacy -in "$work/p256/leaf.pem" -inkey "$work/p256/leaf
 openssl pkcs12 -export -nokeys -in "$work/p256/leaf.pem" -passout pass:$pw -iter 10 \
     -out "$p/p256-no-key.p12" 2>/dev/null
 
+# --- pkcs11: URIs (RFC 7512) -----------------------------------------------------------
+u=$seeds/pkcs11_uri
+pin=PINxMARKERx7f3a # the PIN the target checks is never shown
+printf 'pkcs11:token=My%%20Token;object=host-key;type=private?pin-value=%s' "$pin" >"$u/pin-value.txt"
+printf 'pkcs11:token=softhsm;object=leaf;id=%%01%%ab?pin-source=file:/etc/pin&module-path=/usr/lib/softhsm/libsofthsm2.so' >"$u/pin-source-module.txt"
+printf 'pkcs11:token=A;manufacturer=SoftHSM%%20project;serial=3061fa19469fe4ab;model=SoftHSM%%20v2;library-manufacturer=L;library-description=D;library-version=2.6;slot-description=S;slot-manufacturer=M;slot-id=42;object=my%%20key;id=%%01%%ab;type=cert?x-vendor=1' >"$u/every-attribute.txt"
+printf 'pkcs11:model=PKCS%%2315%%20emulated;token=SmartCard-HSM%%20(UserPIN);object=a%%3Bb?pin-value=%s&module-path=/usr/lib/opensc-pkcs11.so' "$pin" >"$u/escaped-pin-value.txt"
+printf 'pkcs11:' >"$u/empty.txt"
+printf 'pkcs11:token=a;;object=b?module-name=opensc' >"$u/malformed.txt"
+
 # --- serve: config files ---------------------------------------------------------------
 s=$seeds/serve_config
 cp ../systemd/config.toml "$s/systemd-example.toml"
@@ -102,6 +112,9 @@ role() { # name, extra lines
 role app 'imds = "127.0.0.1:9911"\nregion = "eu-west-1"\nendpoint = "https://localhost:8443"\nca_bundle = "ca.pem"\npkcs8_password_file = "password.txt"\nintermediates = "chain.pem"' \
     >"$s/one-role-all-keys.toml"
 role a 'imds = "127.0.0.1:1"\ncolour = 1' >"$s/unknown-key.toml"
+role hsm 'imds = "127.0.0.1:9913"\npkcs11_lib = "/usr/lib/softhsm/libsofthsm2.so"\nreuse_pin = true' |
+    sed 's|^certificate = .*|certificate = "pkcs11:token=t;object=leaf"|; s|^private_key = .*|private_key = "pkcs11:token=t;object=leaf;type=private"|' \
+    >"$s/pkcs11-role.toml"
 
 # --- serve: request heads for the router, raw requests for the HTTP server -----------
 r=$seeds/serve_route
@@ -113,6 +126,7 @@ printf 'GET /latest/meta-data/iam/security-credentials/app\nx-aws-ec2-metadata-t
 printf 'GET /latest/meta-data/iam/security-credentials/app\n' >"$r/imds-v1.txt"
 printf 'GET /ecs/app\nAuthorization: fuzz-ecs-token-app\n\nGET /ecs/starting\nAuthorization: fuzz-ecs-token-starting\n\nGET /ecs/stopped\nAuthorization: fuzz-ecs-token-stopped\n' >"$r/ecs-three-roles.txt"
 printf 'POST /ecs/app\nAuthorization: fuzz-ecs-token-app\n\nGET /ecs/app\nAuthorization: Bearer fuzz-ecs-token-app\n' >"$r/ecs-refused.txt"
+printf 'GET /latest/meta-data/iam/security-credentials/app\nHost: rebind.example.com:9911\nx-aws-ec2-metadata-token: @IMDS_TOKEN@\n\nGET /ecs/app\nHost: app.internal\nAuthorization: fuzz-ecs-token-app\n' >"$r/host-names.txt"
 printf 'GET http://169.254.169.254/latest/meta-data/iam/security-credentials/app?x=1\nx-aws-ec2-metadata-token: @IMDS_TOKEN@\n' >"$r/absolute-form.txt"
 
 h=$seeds/serve_http

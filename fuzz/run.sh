@@ -48,13 +48,15 @@ for target in "${targets[@]}"; do
     before=$(find "$artifacts" -type f | wc -l)
     echo "running $target for $seconds s" >&2
     status=0
-    # -timeout: one input taking longer is a hang; -rss_limit_mb: and more memory, a finding.
+    # -timeout: one input taking longer is a hang (the slowest legitimate input, a key with
+    # the most PBKDF2 iterations accepted, takes a few seconds); -rss_limit_mb: more memory
+    # is a finding too.
     parallel=()
     if ((jobs > 1)); then
         parallel=(-jobs="$jobs" -workers="$jobs")
     fi
     cargo fuzz run --sanitizer "$sanitizer" "$target" "$corpus" -- \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
         -print_final_stats=1 "${parallel[@]}" >"$log" 2>&1 || status=$?
     if ((jobs > 1)); then
         cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log

@@ -490,3 +490,53 @@ fn render(credentials: Credentials) {
     let _ = handle.current_with_receipt(now);
     let _ = handle.current(now + time::Duration::hours(13));
 }
+
+/// The PIN the `pkcs11_uri` seeds give as `pin-value`.
+pub const PIN_MARKER: &str = "PINxMARKERx7f3a";
+
+/// `pkcs11:` URIs (RFC 7512), as `--certificate`, `--private-key` and the config file take
+/// them. Checks that a PIN given as `pin-value` appears in no message or rendering of the
+/// URI, and that a URI the helper prints (`format`) reads back as the same token and object.
+pub fn pkcs11_uri(data: &[u8]) {
+    use crate::pkcs11::Pkcs11Uri;
+    use crate::pkcs11::uri::redact;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let parsed = text.parse::<Pkcs11Uri>();
+    let renderings = match &parsed {
+        Ok(uri) => vec![uri.to_string(), format!("{uri:?}"), uri.format()],
+        Err(e) => vec![e.to_string()],
+    };
+    if holds_the_pin_as_pin_value(text) {
+        for shown in renderings.iter().chain([&redact(text)]) {
+            assert!(!shown.contains(PIN_MARKER), "the PIN is shown: {shown:?}");
+        }
+    }
+    if let Ok(uri) = parsed {
+        let _ = uri.names_no_object();
+        let printed = uri.format();
+        let again = printed
+            .parse::<Pkcs11Uri>()
+            .unwrap_or_else(|e| panic!("{printed:?}, printed for {text:?}, does not parse: {e}"));
+        let key = |u: &Pkcs11Uri| {
+            (
+                (u.token.clone(), u.manufacturer.clone(), u.model.clone()),
+                (u.serial.clone(), u.slot_description.clone()),
+                (u.slot_manufacturer.clone(), u.slot_id, u.id.clone()),
+                (u.object.clone(), u.object_type),
+            )
+        };
+        assert_eq!(key(&uri), key(&again), "{text:?} printed as {printed:?}");
+    }
+}
+
+/// True when the marker PIN appears once in `text`, as a whole `pin-value=` attribute of
+/// the path or the query.
+fn holds_the_pin_as_pin_value(text: &str) -> bool {
+    let attribute = format!("pin-value={PIN_MARKER}");
+    let rest = text.strip_prefix("pkcs11:").unwrap_or(text);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    text.matches(PIN_MARKER).count() == 1
+        && (path.split(';').any(|a| a == attribute) || query.split('&').any(|a| a == attribute))
+}
