@@ -14,6 +14,8 @@ pub mod credfile;
 pub mod emulator;
 pub mod endpoint;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzz_entry;
 pub mod identity;
 pub mod logging;
 pub mod pkcs11;

@@ -195,6 +195,18 @@ impl Handle {
     }
 }
 
+#[cfg(fuzzing)]
+impl Handle {
+    /// A handle whose state never changes (no refresher behind it), for the fuzz targets.
+    pub(crate) fn fixed(state: State) -> Self {
+        let (_tx, rx) = watch::channel(state);
+        Self {
+            rx,
+            stats: Arc::default(),
+        }
+    }
+}
+
 /// The floor of remaining validity below which credentials are not handed out:
 /// `min(5 minutes, 10 % of the lifetime)`.
 pub fn floor(lifetime: time::Duration) -> time::Duration {
@@ -207,7 +219,7 @@ fn servable(credentials: &Credentials, received: OffsetDateTime, now: OffsetDate
 }
 
 /// When the next refresh is due: between 45 % and 50 % of the lifetime after receipt.
-fn refresh_delay(
+pub(crate) fn refresh_delay(
     credentials: &Credentials,
     received: OffsetDateTime,
     now: OffsetDateTime,

@@ -502,6 +502,16 @@ pub fn parse_credentials(
             "its expiration {expiration_text:?} is not an RFC 3339 time"
         ))
     })?;
+    // Kept in UTC, as every rendering writes it. A time whose offset carries it past the
+    // last representable instant in UTC (`9999-12-31T23:59:59-01:00`) cannot be, and would
+    // panic where it is rendered.
+    let expiration = expiration
+        .checked_to_offset(time::UtcOffset::UTC)
+        .ok_or_else(|| {
+            invalid(&format!(
+                "its expiration {expiration_text:?} is out of range"
+            ))
+        })?;
     Ok(Credentials {
         access_key_id,
         secret_access_key,
@@ -711,6 +721,30 @@ mod tests {
         assert!(text.starts_with("CreateSession refused (403 AccessDeniedException): Untrusted Signing Certificate - the certificate does not chain"));
         assert!(text.ends_with("[request id r-1]"));
         assert!(e.is_permanent());
+    }
+
+    /// Found while writing the `create_session_response` fuzz target, which reproduces it:
+    /// an expiration whose offset puts it past year 9999 in UTC parsed, then panicked when
+    /// rendered for IMDS, ECS or the logs.
+    #[test]
+    fn an_expiration_past_year_9999_in_utc_is_refused() {
+        let body = |expiration: &str| {
+            format!(
+                r#"{{"credentialSet":[{{"credentials":{{"accessKeyId":"A","secretAccessKey":"s","sessionToken":"t","expiration":"{expiration}"}}}}]}}"#
+            )
+        };
+        let error = parse_credentials(201, body("9999-12-31T23:59:59-01:00").as_bytes(), "r")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("out of range"), "{error}");
+        // The last instant that exists in UTC is fine, whatever its offset.
+        let c = parse_credentials(201, body("9999-12-31T22:59:59-01:00").as_bytes(), "r").unwrap();
+        assert_eq!(c.expiration_text, "9999-12-31T22:59:59-01:00");
+        let ecs = String::from_utf8(c.ecs_json()).unwrap();
+        assert!(
+            ecs.contains(r#""Expiration":"9999-12-31T23:59:59Z""#),
+            "{ecs}"
+        );
     }
 
     #[test]

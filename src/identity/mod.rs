@@ -385,7 +385,7 @@ fn load_key_and_certificates(
 /// Orders the chain to send: the leaf's issuer first, then its issuer, and so on; any
 /// certificate off that path follows in the order given. Duplicates and copies of the
 /// leaf are dropped, since they only lengthen the header.
-fn order_chain(leaf: &Certificate, pool: Vec<Certificate>) -> Vec<Certificate> {
+pub(crate) fn order_chain(leaf: &Certificate, pool: Vec<Certificate>) -> Vec<Certificate> {
     let mut pool: Vec<Certificate> = pool.into_iter().fold(Vec::new(), |mut kept, c| {
         if c != *leaf && !kept.contains(&c) {
             kept.push(c);

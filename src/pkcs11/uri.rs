@@ -338,22 +338,31 @@ impl Pkcs11Uri {
     }
 }
 
-/// The text with the value of `pin-value` replaced, so the URI can appear in messages.
+/// The text with the value of `pin-value` replaced, so the URI can appear in messages. A
+/// `pin-value` in the path, or spelled in capitals, is refused by the parser, whose message
+/// repeats the URI: it is replaced there too.
 pub fn redact(text: &str) -> String {
-    let Some((path, query)) = text.split_once('?') else {
-        return text.to_owned();
+    fn hide(attribute: &str) -> &str {
+        match attribute.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("pin-value") => "pin-value=[redacted]",
+            _ => attribute,
+        }
+    }
+    let (scheme, rest) = match text.strip_prefix(PREFIX) {
+        Some(rest) => (PREFIX, rest),
+        None => ("", text),
     };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|part| {
-            if part.starts_with("pin-value=") {
-                "pin-value=[redacted]".to_owned()
-            } else {
-                part.to_owned()
-            }
-        })
-        .collect();
-    format!("{path}?{}", query.join("&"))
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = String::from(scheme);
+    out.push_str(&path.split(';').map(hide).collect::<Vec<_>>().join(";"));
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(&query.split('&').map(hide).collect::<Vec<_>>().join("&"));
+    }
+    out
 }
 
 /// Percent-decoding into bytes; a `%` not followed by two hex digits is an error. The
@@ -498,6 +507,26 @@ mod tests {
             "pkcs11:token=t;object=k?pin-value=[redacted]&module-path=/m.so"
         );
         assert!(!format!("{uri:?}").contains("12"), "{uri:?}");
+    }
+
+    /// Found by the `pkcs11_uri` fuzz target: a `pin-value` written in the path is refused,
+    /// and the usage error repeated the URI, PIN included.
+    #[test]
+    fn a_pin_value_in_the_path_or_in_capitals_is_redacted_too() {
+        let text = "pkcs11:token=t;pin-value=123456;object=k";
+        assert!(error(text).contains("unknown path attribute \"pin-value\""));
+        assert_eq!(redact(text), "pkcs11:token=t;pin-value=[redacted];object=k");
+        assert_eq!(
+            redact("pkcs11:pin-value=123456"),
+            "pkcs11:pin-value=[redacted]"
+        );
+        assert_eq!(
+            redact("pkcs11:token=t?PIN-Value=123456&module-path=/m.so"),
+            "pkcs11:token=t?pin-value=[redacted]&module-path=/m.so"
+        );
+        // Everything else is kept as written.
+        let plain = "pkcs11:token=a%20b;object=k?pin-source=file:/p&x-y=1";
+        assert_eq!(redact(plain), plain);
     }
 
     #[test]

@@ -213,43 +213,56 @@ fn spawn_connection<I>(
     io: I,
     routes: Arc<dyn Routes>,
     permit: OwnedSemaphorePermit,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
     peer: String,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let reply = routes.answer(&request);
-            async move { Ok::<_, Infallible>(reply.into_response()) }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_BUF_SIZE)
-            .serve_connection(
-                TokioIo::new(StallLimit::new(io, STALLED_WRITE_TIMEOUT)),
-                service,
-            );
-        tokio::pin!(connection);
-        let result = if *stopping.borrow_and_update() {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        } else {
-            tokio::select! {
-                result = connection.as_mut() => result,
-                _ = stopping.changed() => {
-                    // Finish the request under way, then close; idle connections close now.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, %peer, "connection ended with an error");
-        }
+        serve_connection(io, routes, stopping, &peer).await;
         drop(permit);
     });
+}
+
+/// Serves one connection until the client closes it, or until `stopping` turns true and
+/// the request under way is answered.
+pub(crate) async fn serve_connection<I>(
+    io: I,
+    routes: Arc<dyn Routes>,
+    mut stopping: watch::Receiver<bool>,
+    peer: &str,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let reply = routes.answer(&request);
+        async move { Ok::<_, Infallible>(reply.into_response()) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_BUF_SIZE)
+        .serve_connection(
+            TokioIo::new(StallLimit::new(io, STALLED_WRITE_TIMEOUT)),
+            service,
+        );
+    tokio::pin!(connection);
+    let result = if *stopping.borrow_and_update() {
+        connection.as_mut().graceful_shutdown();
+        connection.await
+    } else {
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = stopping.changed() => {
+                // Finish the request under way, then close; idle connections close now.
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
 }
 
 /// A connection whose writes fail once one has made no progress for `limit`, so that hyper

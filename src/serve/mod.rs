@@ -108,6 +108,13 @@ pub struct ServedRole {
 }
 
 impl ServedRole {
+    pub(crate) fn new(name: String, state: RoleState) -> Self {
+        Self {
+            name,
+            state: RwLock::new(Arc::new(state)),
+        }
+    }
+
     /// The current state (a cheap clone; readers never wait for a reload).
     pub fn state(&self) -> Arc<RoleState> {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -136,7 +143,28 @@ impl Routes for Site {
 }
 
 impl Site {
-    fn route<B>(&self, request: &Request<B>) -> (Route, Reply) {
+    pub(crate) fn new(
+        allowed_hosts: Arc<Vec<String>>,
+        imds: Option<Arc<ServedRole>>,
+        ecs: Vec<(String, Arc<ServedRole>, Secret)>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            allowed_hosts,
+            imds,
+            tokens: imds::TokenStore::new(TOKEN_CAPACITY),
+            ecs,
+            metrics,
+        }
+    }
+
+    /// Issues an IMDS session token as a PUT to the token path would, for the fuzz targets.
+    #[cfg(fuzzing)]
+    pub(crate) fn issue_token(&self, ttl: Duration) -> String {
+        self.tokens.issue(ttl, std::time::Instant::now())
+    }
+
+    pub(crate) fn route<B>(&self, request: &Request<B>) -> (Route, Reply) {
         let path = request.uri().path();
         let (method, headers) = (request.method(), request.headers());
         if let Err(reply) = host::check(request, &self.allowed_hosts) {
@@ -262,13 +290,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
             token_files.push(ecs_plan.token_file.clone());
         }
         tokens.push(token);
-        roles.push((
-            Arc::new(ServedRole {
-                name: role.name,
-                state: RwLock::new(Arc::new(state)),
-            }),
-            role.ecs,
-        ));
+        roles.push((Arc::new(ServedRole::new(role.name, state)), role.ecs));
     }
 
     let max_connections = plan.max_connections.max(1);
@@ -301,13 +323,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
             imds: imds.clone(),
             ecs: ecs.iter().map(|(p, r, _)| (p.clone(), r.clone())).collect(),
         });
-        let site = Arc::new(Site {
-            allowed_hosts: allowed_hosts.clone(),
-            imds,
-            tokens: imds::TokenStore::new(TOKEN_CAPACITY),
-            ecs,
-            metrics: metrics.clone(),
-        });
+        let site = Arc::new(Site::new(allowed_hosts.clone(), imds, ecs, metrics.clone()));
         sites.push(site.clone());
         pending.push((socket, site));
     }

@@ -352,7 +352,17 @@ pub fn update_roles(
             path.display()
         ))
     })?;
-    let Roles { file, settings } = read_roles(&text, path, defaults, env)?;
+    update_roles_from_text(&text, path, defaults, env)
+}
+
+/// [`update_roles`] for the text of the file at `path`.
+pub(crate) fn update_roles_from_text(
+    text: &str,
+    path: &Path,
+    defaults: &CredentialArgs,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, SessionSettings)>> {
+    let Roles { file, settings } = read_roles(text, path, defaults, env)?;
     let mut profiles = HashSet::new();
     let mut out = Vec::with_capacity(settings.len());
     for (entry, settings) in file.roles.into_iter().zip(settings) {
@@ -368,7 +378,7 @@ pub fn update_roles(
     Ok(out)
 }
 
-fn from_toml(
+pub(crate) fn from_toml(
     text: &str,
     path: &Path,
     args: &ServeArgs,
