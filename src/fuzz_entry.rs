@@ -177,11 +177,7 @@ fn role_arn(name: &str) -> String {
 fn served(name: &str, state: State) -> Arc<ServedRole> {
     Arc::new(ServedRole::new(
         name.to_owned(),
-        RoleState {
-            imds_name: name.to_owned(),
-            role_arn: role_arn(name),
-            handle: Handle::fixed(state),
-        },
+        RoleState::new(name.to_owned(), role_arn(name), Handle::fixed(state)),
     ))
 }
 

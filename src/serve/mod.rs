@@ -69,7 +69,7 @@ pub struct Documents {
 }
 
 impl RoleState {
-    fn new(imds_name: String, role_arn: String, handle: Handle) -> Self {
+    pub(crate) fn new(imds_name: String, role_arn: String, handle: Handle) -> Self {
         Self {
             imds_name,
             role_arn,
