@@ -531,16 +531,14 @@ impl Lookup<'_> {
             .state
             .session(view.slot)
             .map_err(|e| pkcs11_error(&name, &e))?;
-        let mut template = vec![
-            Attribute::Class(ObjectClass::CERTIFICATE),
-            Attribute::CertificateType(CertificateType::X_509),
-        ];
-        if let Some(label) = label {
-            template.push(Attribute::Label(label.as_bytes().to_vec()));
-        }
-        if let Some(id) = id {
-            template.push(Attribute::Id(id.to_vec()));
-        }
+        let template = search_template(
+            vec![
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::CertificateType(CertificateType::X_509),
+            ],
+            label,
+            id,
+        );
         let handles = session
             .find_objects(&template)
             .map_err(|e| pkcs11_error(&name, &e))?;
@@ -588,13 +586,7 @@ impl Lookup<'_> {
             .state
             .session(view.slot)
             .map_err(|e| pkcs11_error(&name, &e))?;
-        let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
-        if let Some(label) = label {
-            template.push(Attribute::Label(label.as_bytes().to_vec()));
-        }
-        if let Some(id) = id {
-            template.push(Attribute::Id(id.to_vec()));
-        }
+        let template = search_template(vec![Attribute::Class(ObjectClass::PRIVATE_KEY)], label, id);
         let handles = session
             .find_objects(&template)
             .map_err(|e| pkcs11_error(&name, &e))?;
@@ -1664,6 +1656,21 @@ fn ec_public_key(curve: &str, point: &[u8]) -> Option<PublicKey> {
             .map(PublicKey::P521),
         _ => None,
     }
+}
+
+/// A `C_FindObjects` template: `base`, narrowed by label and id when given.
+fn search_template(
+    mut template: Vec<Attribute>,
+    label: Option<&str>,
+    id: Option<&[u8]>,
+) -> Vec<Attribute> {
+    if let Some(label) = label {
+        template.push(Attribute::Label(label.as_bytes().to_vec()));
+    }
+    if let Some(id) = id {
+        template.push(Attribute::Id(id.to_vec()));
+    }
+    template
 }
 
 #[cfg(test)]
