@@ -302,7 +302,8 @@ impl Client {
         tracing::debug!(attempt, canonical_request = %prepared.canonical_request.text, "canonical request");
         tracing::debug!(string_to_sign = %prepared.string_to_sign, "string to sign");
         let signature = identity
-            .sign(prepared.string_to_sign.as_bytes())
+            .sign_off_thread(prepared.string_to_sign.as_bytes())
+            .await
             .map_err(|e| Failure::final_(CreateSessionError::Sign(e.to_string())))?;
         let authorization =
             prepared.authorization(algorithm, identity.leaf().serial_decimal(), &signature);

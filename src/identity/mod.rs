@@ -79,10 +79,12 @@ impl IdentitySpec {
     }
 }
 
-/// The private key that signs: in memory from a file, or on a token.
+/// The private key that signs: in memory from a file, or on a token. Cloning shares the
+/// key (no second copy of the secret in memory), so that a signature can be made on
+/// another thread.
 #[derive(Clone, Debug)]
 pub enum Signer {
-    File(Box<PrivateKey>),
+    File(Arc<PrivateKey>),
     Token(Arc<TokenKey>),
 }
 
@@ -118,7 +120,7 @@ impl Signer {
         };
         file::guard_secret(Role::PrivateKey, key_path, spec.readable_key_files)?;
         let bytes = file::read(Role::PrivateKey, key_path)?;
-        file::private_key(key_path, &bytes, spec.password.as_ref()).map(|k| Self::File(Box::new(k)))
+        file::private_key(key_path, &bytes, spec.password.as_ref()).map(|k| Self::File(Arc::new(k)))
     }
 }
 
@@ -166,7 +168,7 @@ impl Identity {
             spec,
             leaf,
             others,
-            Signer::File(Box::new(key)),
+            Signer::File(Arc::new(key)),
             &source,
             now,
         )
@@ -305,6 +307,21 @@ impl Identity {
     /// Signs a string to sign for a request (always SHA-256).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, key::SignatureError> {
         self.signer.sign(message, Digest::Sha256)
+    }
+
+    /// [`Self::sign`] on tokio's blocking pool. The daemons answer every client from one
+    /// async thread, and a signature takes milliseconds (RSA-4096 in software) to hundreds
+    /// of them (a smart card): no client should wait for it.
+    pub async fn sign_off_thread(&self, message: &[u8]) -> Result<Vec<u8>, key::SignatureError> {
+        let signer = self.signer.clone();
+        let message = message.to_vec();
+        tokio::task::spawn_blocking(move || signer.sign(&message, Digest::Sha256))
+            .await
+            .unwrap_or_else(|e| {
+                Err(key::SignatureError::Sign(format!(
+                    "the signing thread failed: {e}"
+                )))
+            })
     }
 }
 
