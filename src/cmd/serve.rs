@@ -34,10 +34,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         }
     }
     let warning_days = plan.cert_expiry_warning_days;
-    // Two workers: requests are tiny and CPU-light, and a small fixed pool keeps the
-    // resident size flat on hosts with many cores.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One async thread for every listener and refresh: an answer costs microseconds, so a
+    // second thread adds no capacity a host needs, only hand-offs between threads (a wider
+    // latency tail) and a second stack and malloc arena (resident size). Whatever may take
+    // longer (loading and signing with the key, file writes) runs on the blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;

@@ -31,8 +31,9 @@ pub fn run(args: &UpdateArgs) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let file = credfile::default_path(env).map_err(Error::Usage)?;
     let roles = roles(args, env)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One async thread, as in `serve`: the refresh engine loads and signs with the key on
+    // the blocking pool, and the file is written there too.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
