@@ -151,6 +151,12 @@ impl Handle {
         }
     }
 
+    /// Whether `credentials` are the ones published now, for readers that cache what they
+    /// derive from them (no lock beyond the channel's, no time arithmetic).
+    pub fn holds(&self, credentials: &Arc<Credentials>) -> bool {
+        matches!(&*self.rx.borrow(), State::Ready { credentials: c, .. } if Arc::ptr_eq(c, credentials))
+    }
+
     /// The raw state, for health reports.
     pub fn state(&self) -> State {
         self.rx.borrow().clone()
@@ -214,8 +220,13 @@ pub fn floor(lifetime: time::Duration) -> time::Duration {
 }
 
 fn servable(credentials: &Credentials, received: OffsetDateTime, now: OffsetDateTime) -> bool {
-    let lifetime = credentials.expiration - received;
-    credentials.expiration - now > floor(lifetime)
+    now < serve_until(credentials, received)
+}
+
+/// The instant from which credentials received at `received` are no longer handed out:
+/// [`floor`] before they expire.
+pub fn serve_until(credentials: &Credentials, received: OffsetDateTime) -> OffsetDateTime {
+    credentials.expiration - floor(credentials.expiration - received)
 }
 
 /// When the next refresh is due: between 45 % and 50 % of the lifetime after receipt.

@@ -10,11 +10,12 @@ use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use hyper::http::{HeaderMap, Method, StatusCode};
+use hyper::http::{Method, StatusCode};
+use std::time::SystemTime;
 use subtle::ConstantTimeEq as _;
-use time::OffsetDateTime;
 
 use super::ServedRole;
+use super::asked::Asked;
 use super::http::{Reply, unavailable};
 use crate::secret::Secret;
 
@@ -34,11 +35,11 @@ pub fn new_token() -> Secret {
 }
 
 /// Answers `GET /ecs/<name>` for `role`, whose token is `token`.
-pub fn handle(role: &ServedRole, token: &Secret, method: &Method, headers: &HeaderMap) -> Reply {
+pub fn handle(role: &ServedRole, token: &Secret, method: &Method, asked: &Asked<'_>) -> Reply {
     if method != Method::GET {
         return Reply::method_not_allowed("GET");
     }
-    let Some(given) = headers.get(hyper::header::AUTHORIZATION) else {
+    let Some(given) = asked.authorization else {
         return error(
             StatusCode::UNAUTHORIZED,
             "the Authorization header is missing",
@@ -51,7 +52,7 @@ pub fn handle(role: &ServedRole, token: &Secret, method: &Method, headers: &Head
             "the Authorization header does not match",
         );
     }
-    match role.state().documents(OffsetDateTime::now_utc()) {
+    match role.state().documents(SystemTime::now()) {
         Ok(documents) => Reply::bytes(StatusCode::OK, "application/json", documents.ecs.clone()),
         Err(why) => unavailable(&role.name, &why),
     }

@@ -5,37 +5,34 @@
 //! `localhost` are answered, plus the names an operator allows (`--allow-host`, for
 //! containers that reach the daemon by a service name).
 
-use hyper::Request;
-use hyper::http::StatusCode;
+use hyper::http::{StatusCode, Uri};
 
+use super::asked::Asked;
 use super::http::Reply;
 
-/// `Ok` if the request may be answered; else the refusal to send.
-pub fn check<B>(request: &Request<B>, allowed: &[String]) -> Result<(), Reply> {
-    let mut hosts = request.headers().get_all(hyper::header::HOST).iter();
-    let header = hosts.next();
-    if hosts.next().is_some() {
+/// `Ok` if a request for `target` with these headers may be answered; else the refusal.
+pub fn check(target: &Uri, asked: &Asked<'_>, allowed: &[String]) -> Result<(), Reply> {
+    if asked.hosts > 1 {
         return Err(Reply::text(
             StatusCode::BAD_REQUEST,
             "a request has one Host header",
         ));
     }
-    // The absolute form of the target names a host too.
-    let named = request
-        .uri()
-        .host()
-        .map(str::to_owned)
-        .into_iter()
-        .chain(header.map(|h| host_part(&String::from_utf8_lossy(h.as_bytes())).to_owned()));
-    for host in named {
-        if !acceptable(&host, allowed) {
-            return Err(Reply::text(
-                StatusCode::FORBIDDEN,
-                "Forbidden: the Host is neither an IP address nor localhost nor a name allowed with --allow-host",
-            ));
-        }
+    // The absolute form of the target names a host too. A Host value that is not visible
+    // ASCII names no IP address, no localhost and no allowed name.
+    let target_ok = target.host().is_none_or(|h| acceptable(h, allowed));
+    let header_ok = asked.host.is_none_or(|h| {
+        h.to_str()
+            .is_ok_and(|value| acceptable(host_part(value), allowed))
+    });
+    if target_ok && header_ok {
+        Ok(())
+    } else {
+        Err(Reply::text(
+            StatusCode::FORBIDDEN,
+            "Forbidden: the Host is neither an IP address nor localhost nor a name allowed with --allow-host",
+        ))
     }
-    Ok(())
 }
 
 /// The host of a `Host` value, without the port and the brackets of an IPv6 literal.
@@ -64,6 +61,7 @@ fn acceptable(host: &str, allowed: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::Request;
 
     fn answered(host: Option<&str>, target: &str, allowed: &[&str]) -> bool {
         let mut builder = Request::builder().uri(target);
@@ -71,7 +69,8 @@ mod tests {
             builder = builder.header("host", host);
         }
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
-        check(&builder.body(()).unwrap(), &allowed).is_ok()
+        let request = builder.body(()).unwrap();
+        check(request.uri(), &Asked::read(request.headers()), &allowed).is_ok()
     }
 
     #[test]

@@ -9,22 +9,23 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::http::{HeaderValue, Response, StatusCode};
+use hyper::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use hyper::{Request, header};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::refresh::Unavailable;
 
-/// How long a client may take to send a request's headers.
+/// How long a client may take to send a request's head, counted from the previous one.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an answer may wait for the client to make room for it: a client that sends
 /// requests but never reads the answers would otherwise hold its connection, and one of
@@ -47,18 +48,18 @@ pub trait Routes: Send + Sync + 'static {
 /// A response under construction.
 pub struct Reply {
     status: StatusCode,
-    content_type: &'static str,
     body: Bytes,
-    headers: Vec<(&'static str, String)>,
+    headers: HeaderMap,
 }
 
 impl Reply {
     pub fn bytes(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         Self {
             status,
-            content_type,
             body: body.into(),
-            headers: Vec::new(),
+            headers,
         }
     }
 
@@ -72,11 +73,11 @@ impl Reply {
 
     pub fn method_not_allowed(allow: &'static str) -> Self {
         Self::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-            .header("allow", allow.to_owned())
+            .header(header::ALLOW, HeaderValue::from_static(allow))
     }
 
-    pub fn header(mut self, name: &'static str, value: String) -> Self {
-        self.headers.push((name, value));
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
         self
     }
 
@@ -87,16 +88,7 @@ impl Reply {
     fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(self.body));
         *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(self.content_type),
-        );
-        for (name, value) in self.headers {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(name, value);
-            }
-        }
+        *response.headers_mut() = self.headers;
         response
     }
 }
@@ -172,6 +164,9 @@ pub async fn accept_loop(listener: Listener, routes: Arc<dyn Routes>, connection
         };
         let accepted = match &listener {
             Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                // Each answer is one write; send it at once rather than after the client's
+                // delayed acknowledgement of a previous one.
+                let _ = s.set_nodelay(true);
                 spawn_connection(
                     s,
                     routes.clone(),
@@ -234,34 +229,88 @@ pub(crate) async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let last_request = Arc::new(LastRequest::new());
+    let marker = last_request.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        marker.mark();
         let reply = routes.answer(&request);
         async move { Ok::<_, Infallible>(reply.into_response()) }
     });
+    // No hyper timer: its header timeout arms and cancels a timer for every request, which
+    // cost more than the routing. `LastRequest` enforces the same bound with one clock read
+    // per request and one timer per connection.
     let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(None)
         .max_buf_size(MAX_BUF_SIZE)
         .serve_connection(
             TokioIo::new(StallLimit::new(io, STALLED_WRITE_TIMEOUT)),
             service,
         );
     tokio::pin!(connection);
-    let result = if *stopping.borrow_and_update() {
+    let deadline = last_request.deadline(HEADER_READ_TIMEOUT);
+    tokio::pin!(deadline);
+    let mut stopped = *stopping.borrow_and_update();
+    if stopped {
         connection.as_mut().graceful_shutdown();
-        connection.await
-    } else {
+    }
+    let result = loop {
         tokio::select! {
-            result = connection.as_mut() => result,
-            _ = stopping.changed() => {
+            // In this order, without the random pick: the connection is polled far more often.
+            biased;
+            result = connection.as_mut() => break result,
+            _ = stopping.changed(), if !stopped => {
                 // Finish the request under way, then close; idle connections close now.
+                stopped = true;
                 connection.as_mut().graceful_shutdown();
-                connection.await
+            }
+            () = deadline.as_mut() => {
+                // Dropping the connection closes it, with nothing sent for a partial request.
+                tracing::debug!(%peer, "connection closed: no complete request for {} s", HEADER_READ_TIMEOUT.as_secs());
+                return;
             }
         }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
+}
+
+/// When a connection last received a complete request head (or opened), for the header
+/// timeout: a client gets `limit` to send each request's head, counted from the previous
+/// request, so an idle keep-alive connection and a slowloris both close after it.
+struct LastRequest {
+    opened: Instant,
+    /// Milliseconds after `opened`.
+    at: AtomicU64,
+}
+
+impl LastRequest {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            at: AtomicU64::new(0),
+        }
+    }
+
+    fn mark(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at.store(ms, Ordering::Relaxed);
+    }
+
+    fn at(&self) -> Instant {
+        self.opened + Duration::from_millis(self.at.load(Ordering::Relaxed))
+    }
+
+    /// Completes once `limit` has passed since the last request; sleeps until then, and
+    /// again whenever a request arrived meanwhile.
+    async fn deadline(&self, limit: Duration) {
+        loop {
+            let due = self.at() + limit;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
     }
 }
 

@@ -10,20 +10,16 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
-use hyper::http::{HeaderMap, Method, StatusCode};
-use time::OffsetDateTime;
+use hyper::http::{HeaderValue, Method, StatusCode};
 
 use super::ServedRole;
+use super::asked::{Asked, TTL_HEADER};
 use super::http::{Reply, unavailable};
 use super::metrics::Route;
 
-/// The token TTL header, on the PUT and echoed on replies.
-pub const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
-/// The token header on GETs.
-pub const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 /// EC2's bounds on a token's lifetime, in seconds.
 pub const MAX_TTL: u64 = 21600;
 
@@ -172,9 +168,9 @@ pub fn handle(
     tokens: &TokenStore,
     method: &Method,
     path: &str,
-    headers: &HeaderMap,
+    asked: &Asked<'_>,
 ) -> Reply {
-    if headers.contains_key("x-forwarded-for") {
+    if asked.forwarded_for {
         return Reply::text(StatusCode::FORBIDDEN, "Forbidden");
     }
     let now = Instant::now();
@@ -182,10 +178,10 @@ pub fn handle(
         if method != Method::PUT {
             return Reply::method_not_allowed("PUT");
         }
-        return match parse_ttl(headers) {
+        return match asked.ttl.and_then(parse_ttl) {
             Some(ttl) => {
                 let token = tokens.issue(Duration::from_secs(ttl), now);
-                Reply::text(StatusCode::OK, token).header(TTL_HEADER, ttl.to_string())
+                Reply::text(StatusCode::OK, token).header(TTL_HEADER, HeaderValue::from(ttl))
             }
             None => Reply::text(
                 StatusCode::BAD_REQUEST,
@@ -210,7 +206,7 @@ pub fn handle(
     if method != Method::GET {
         return Reply::method_not_allowed("GET");
     }
-    let token = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    let token = asked.token.and_then(|v| v.to_str().ok());
     let left = match tokens.check(token, now) {
         Ok(left) => left,
         Err(TokenError::Missing) => {
@@ -222,17 +218,17 @@ pub fn handle(
     };
     let reply = match target {
         None => Reply::text(StatusCode::OK, state.imds_name.clone()),
-        Some(_) => match state.documents(OffsetDateTime::now_utc()) {
+        Some(_) => match state.documents(SystemTime::now()) {
             Ok(documents) => Reply::bytes(StatusCode::OK, "text/plain", documents.imds.clone()),
             Err(why) => unavailable(&role.name, &why),
         },
     };
-    reply.header(TTL_HEADER, left.to_string())
+    reply.header(TTL_HEADER, HeaderValue::from(left))
 }
 
 /// The requested TTL: digits only (no sign, no spaces), 1 to 21600.
-fn parse_ttl(headers: &HeaderMap) -> Option<u64> {
-    let text = headers.get(TTL_HEADER)?.to_str().ok()?;
+fn parse_ttl(value: &HeaderValue) -> Option<u64> {
+    let text = value.to_str().ok()?;
     if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -301,16 +297,11 @@ mod tests {
 
     #[test]
     fn ttl_must_be_plain_digits_in_range() {
-        let ttl = |v: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(TTL_HEADER, v.parse().unwrap());
-            parse_ttl(&headers)
-        };
+        let ttl = |v: &str| parse_ttl(&HeaderValue::from_str(v).unwrap());
         assert_eq!(ttl("1"), Some(1));
         assert_eq!(ttl("21600"), Some(21600));
         for bad in ["0", "21601", "-1", "+5", " 5", "5s", "", "999999999999"] {
             assert_eq!(ttl(bad), None, "{bad:?}");
         }
-        assert_eq!(parse_ttl(&HeaderMap::new()), None);
     }
 }

@@ -12,6 +12,7 @@
 //! from new settings once the new one has credentials, so no request fails during a
 //! reload; [`Running::shutdown`] stops accepting and lets requests under way finish.
 
+pub mod asked;
 pub mod ecs;
 pub mod host;
 pub mod http;
@@ -22,7 +23,7 @@ pub mod plan;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hyper::Request;
 use hyper::body::Incoming;
@@ -64,6 +65,9 @@ pub struct RoleState {
 /// The IMDS and ECS documents of one set of credentials.
 pub struct Documents {
     credentials: Arc<crate::credentials::Credentials>,
+    /// When these credentials stop being worth handing out (see `refresh::serve_until`),
+    /// on the clock every request reads: checking it costs one comparison.
+    serve_until: SystemTime,
     pub imds: bytes::Bytes,
     pub ecs: bytes::Bytes,
 }
@@ -81,16 +85,18 @@ impl RoleState {
     /// The documents to serve now, if the credentials are still worth handing out.
     pub fn documents(
         &self,
-        now: time::OffsetDateTime,
+        now: SystemTime,
     ) -> std::result::Result<Arc<Documents>, refresh::Unavailable> {
-        let (credentials, received) = self.handle.current_with_receipt(now)?;
         let mut cache = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(documents) = cache.as_ref()
-            && Arc::ptr_eq(&documents.credentials, &credentials)
+            && now < documents.serve_until
+            && self.handle.holds(&documents.credentials)
         {
             return Ok(documents.clone());
         }
+        let (credentials, received) = self.handle.current_with_receipt(now.into())?;
         let documents = Arc::new(Documents {
+            serve_until: refresh::serve_until(&credentials, received).into(),
             imds: credentials.imds_json(received).into(),
             ecs: credentials.ecs_json().into(),
             credentials,
@@ -166,21 +172,22 @@ impl Site {
 
     pub(crate) fn route<B>(&self, request: &Request<B>) -> (Route, Reply) {
         let path = request.uri().path();
-        let (method, headers) = (request.method(), request.headers());
-        if let Err(reply) = host::check(request, &self.allowed_hosts) {
+        let method = request.method();
+        let asked = asked::Asked::read(request.headers());
+        if let Err(reply) = host::check(request.uri(), &asked, &self.allowed_hosts) {
             return (Route::Other, reply);
         }
         if imds::owns(path) {
             return match &self.imds {
                 Some(role) => (
                     imds::route(path),
-                    imds::handle(role, &self.tokens, method, path, headers),
+                    imds::handle(role, &self.tokens, method, path, &asked),
                 ),
                 None => (Route::Other, Reply::not_found()),
             };
         }
         match self.ecs.iter().find(|(p, _, _)| p == path) {
-            Some((_, role, token)) => (Route::Ecs, ecs::handle(role, token, method, headers)),
+            Some((_, role, token)) => (Route::Ecs, ecs::handle(role, token, method, &asked)),
             None => (Route::Other, Reply::not_found()),
         }
     }
