@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Benchmark of `serve` (the IMDSv2 credentials endpoint) beside a baseline from the same run.
 #
-# The baseline is examples/baseline_server.rs: hyper 1 on the same tokio multi-thread runtime,
-# answering every request with the very bytes (and Content-Type) that `serve` returned for
-# the credentials GET, and doing nothing else. The ratio serve/baseline is what the daemon's
-# routing, token check and credentials lookup cost over HTTP alone.
+# The baseline is examples/baseline_server.rs: hyper 1 on the same single-threaded tokio
+# runtime, answering every request with the very bytes (and Content-Type) that `serve`
+# returned for the credentials GET, and doing nothing else. The ratio serve/baseline is what
+# the daemon's routing, token check and credentials lookup cost over HTTP alone.
 #
 #   bench/serve.sh [SECONDS] [CONNECTIONS] [IDLE_CONNECTIONS] [IDLE_SECONDS]
 #                  (defaults: 10 s, 64 connections, 1000 idle connections held 5 s)
 #
 # Figures, for both servers: RSS once ready (after one token and one credentials GET, 1 s
-# later); wrk -t2 requests/s and p99 latency over keep-alive (after a 2 s warm-up), with the
+# later); wrk -t1 requests/s and p99 latency over keep-alive (after a 2 s warm-up), with the
 # server's CPU time per request over that run (user+sys from /proc/PID/stat, which other load
 # on the machine disturbs less than requests/s); p99 at one connection; peak RSS
 # during the wrk run (VmHWM reset just before it through /proc/PID/clear_refs, or VmRSS
 # sampled every 50 ms where that is not allowed); IDLE_CONNECTIONS keep-alive connections
 # opened, used, held idle and used again (bench/idle_connections.py), with the RSS while they
-# are held. wrk and the servers share the machine's cores, equally for both servers; run it
-# on an otherwise idle machine, since other load shows first in the p99 latency.
+# are held.
+#
+# On a machine with two or more CPUs the servers run on one and wrk on another (taskset):
+# with the load generator and the server free to share cores, the p99 latency measures the
+# kernel's time slices (several milliseconds whenever wrk preempts the server), not the
+# server. Both servers are treated alike. Run it on an otherwise idle machine: other load
+# shows first in the p99 latency.
 # Prints PASS/FAIL per goal and exits 0 whatever the verdicts (non-zero only when the
 # measurement itself could not run).
 set -euo pipefail
@@ -26,7 +31,7 @@ secs=${1:-10}
 conns=${2:-64}
 idle_conns=${3:-1000}
 idle_secs=${4:-5}
-for tool in wrk python3 curl; do
+for tool in wrk python3 curl taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)" >&2; exit 1; }
 done
 
@@ -35,6 +40,16 @@ want_fds=$((idle_conns + 256))
 if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$want_fds" ]; then
   hard=$(ulimit -Hn)
   if [ "$hard" = unlimited ] || [ "$hard" -ge "$want_fds" ]; then ulimit -Sn "$want_fds"; else ulimit -Sn "$hard"; fi
+fi
+
+# The servers' CPU and the load generator's: the first two this process may use.
+read -r -a cpus < <(python3 -c 'import os; print(*sorted(os.sched_getaffinity(0))[:2])')
+if [ "${#cpus[@]}" -ge 2 ]; then
+  server_cpu=(taskset -c "${cpus[0]}")
+  client_cpu=(taskset -c "${cpus[1]}")
+else
+  server_cpu=()
+  client_cpu=()
 fi
 
 cargo build --release --quiet --bin rolesanywhere-helper
@@ -69,7 +84,7 @@ role_name=bench
 role="arn:aws:iam::$acct:role/$role_name"
 
 # serve, on a free port; ready once it prints the export line.
-AWS_CA_BUNDLE=$ca "$bin" serve --certificate "$work/pki/leaf.pem" --private-key "$work/pki/leaf.key" \
+AWS_CA_BUNDLE=$ca "${server_cpu[@]}" "$bin" serve --certificate "$work/pki/leaf.pem" --private-key "$work/pki/leaf.key" \
   --trust-anchor-arn "arn:aws:rolesanywhere:us-east-1:$acct:trust-anchor/bench" \
   --profile-arn "arn:aws:rolesanywhere:us-east-1:$acct:profile/bench" \
   --role-arn "$role" --endpoint "$emu_url" --port 0 >"$work/serve.out" 2>"$work/serve.err" &
@@ -102,7 +117,7 @@ serve_idle_file=$(status_kib "$serve_pid" RssFile)
 serve_idle_anon=$(status_kib "$serve_pid" RssAnon)
 
 # The baseline, returning the same bytes.
-"$baseline_bin" 0 "$work/body" "$content_type" 2>"$work/baseline.err" &
+"${server_cpu[@]}" "$baseline_bin" 0 "$work/body" "$content_type" 2>"$work/baseline.err" &
 baseline_pid=$!
 pids+=("$baseline_pid")
 for _ in $(seq 100); do grep -q '^listening on ' "$work/baseline.err" 2>/dev/null && break; sleep 0.05; done
@@ -149,13 +164,13 @@ clk_tck=$(getconf CLK_TCK)
 # $work/peak-NAME, and the server's CPU time during the run in $work/ticks-NAME.
 load() { # name pid url
   local name=$1 pid=$2 url=$3
-  wrk -t2 -c"$conns" -d2s -s "$work/get.lua" "$url" >/dev/null # warm-up
+  "${client_cpu[@]}" wrk -t1 -c"$conns" -d2s -s "$work/get.lua" "$url" >/dev/null # warm-up
   local reset=0
   if echo 5 >"/proc/$pid/clear_refs" 2>/dev/null; then reset=1; fi
   sample_rss "$pid" "$secs" >"$work/sampled-$name" &
   local sampler=$! ticks
   ticks=$(cpu_ticks "$pid")
-  wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$work/get.lua" "$url" >"$work/wrk-$name.txt"
+  "${client_cpu[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$work/get.lua" "$url" >"$work/wrk-$name.txt"
   echo $(($(cpu_ticks "$pid") - ticks)) >"$work/ticks-$name"
   wait "$sampler"
   local sampled hwm
@@ -167,13 +182,14 @@ load() { # name pid url
 field() { sed -n "s/^bench-$2 //p" "$work/wrk-$1.txt"; } # name key
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
-echo "bench: $(nproc) cores, load average $load1 before the runs; wrk -t2 -c$conns -d${secs}s keep-alive; body $body_bytes bytes ($content_type)"
+pinning=${server_cpu[*]:+servers on CPU ${cpus[0]}, wrk on CPU ${cpus[1]:-}}
+echo "bench: $(nproc) cores, load average $load1 before the runs; wrk -t1 -c$conns -d${secs}s keep-alive${pinning:+; $pinning}; body $body_bytes bytes ($content_type)"
 load baseline "$baseline_pid" "$baseline_url$path"
 load serve "$serve_pid" "$base_url$path"
 # Latency without queueing: one connection, one request at a time (the saturated runs above
 # measure mostly the wait behind the other connections' requests).
-wrk -t1 -c1 -d5s -s "$work/get.lua" "$baseline_url$path" >"$work/wrk-baseline1.txt"
-wrk -t1 -c1 -d5s -s "$work/get.lua" "$base_url$path" >"$work/wrk-serve1.txt"
+"${client_cpu[@]}" wrk -t1 -c1 -d5s -s "$work/get.lua" "$baseline_url$path" >"$work/wrk-baseline1.txt"
+"${client_cpu[@]}" wrk -t1 -c1 -d5s -s "$work/get.lua" "$base_url$path" >"$work/wrk-serve1.txt"
 for name in baseline serve baseline1 serve1; do
   [ -n "$(field "$name" rps)" ] || fail "wrk against $name gave no figures:" "$work/wrk-$name.txt"
 done
