@@ -201,9 +201,10 @@ impl Handle {
     }
 }
 
-#[cfg(fuzzing)]
+#[cfg(any(test, fuzzing))]
 impl Handle {
-    /// A handle whose state never changes (no refresher behind it), for the fuzz targets.
+    /// A handle whose state never changes (no refresher behind it), for the fuzz targets
+    /// and tests.
     pub(crate) fn fixed(state: State) -> Self {
         let (_tx, rx) = watch::channel(state);
         Self {

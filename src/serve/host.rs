@@ -10,10 +10,11 @@ use hyper::http::{StatusCode, Uri};
 use super::asked::Asked;
 use super::http::Reply;
 
-/// `Ok` if a request for `target` with these headers may be answered; else the refusal.
-pub fn check(target: &Uri, asked: &Asked<'_>, allowed: &[String]) -> Result<(), Reply> {
+/// The refusal to send for a request for `target` with these headers, or `None` if it may
+/// be answered.
+pub fn refusal(target: &Uri, asked: &Asked<'_>, allowed: &[String]) -> Option<Reply> {
     if asked.hosts > 1 {
-        return Err(Reply::text(
+        return Some(Reply::text(
             StatusCode::BAD_REQUEST,
             "a request has one Host header",
         ));
@@ -26,9 +27,9 @@ pub fn check(target: &Uri, asked: &Asked<'_>, allowed: &[String]) -> Result<(), 
             .is_ok_and(|value| acceptable(host_part(value), allowed))
     });
     if target_ok && header_ok {
-        Ok(())
+        None
     } else {
-        Err(Reply::text(
+        Some(Reply::text(
             StatusCode::FORBIDDEN,
             "Forbidden: the Host is neither an IP address nor localhost nor a name allowed with --allow-host",
         ))
@@ -70,7 +71,7 @@ mod tests {
         }
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
         let request = builder.body(()).unwrap();
-        check(request.uri(), &Asked::read(request.headers()), &allowed).is_ok()
+        refusal(request.uri(), &Asked::read(request.headers()), &allowed).is_none()
     }
 
     #[test]

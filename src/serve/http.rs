@@ -427,6 +427,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_header_deadline_counts_from_the_last_request() {
+        let last = LastRequest::new();
+        let started = Instant::now();
+        let deadline = last.deadline(Duration::from_millis(300));
+        tokio::pin!(deadline);
+        tokio::select! {
+            () = &mut deadline => panic!("the deadline passed before its time"),
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        // A request at 200 ms moves the end to 500 ms.
+        last.mark();
+        deadline.await;
+        let waited = started.elapsed();
+        assert!(
+            (Duration::from_millis(450)..Duration::from_secs(3)).contains(&waited),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
         let (near, mut far) = tokio::io::duplex(16);
         let mut limited = StallLimit::new(near, Duration::from_millis(300));

@@ -174,7 +174,7 @@ impl Site {
         let path = request.uri().path();
         let method = request.method();
         let asked = asked::Asked::read(request.headers());
-        if let Err(reply) = host::check(request.uri(), &asked, &self.allowed_hosts) {
+        if let Some(reply) = host::refusal(request.uri(), &asked, &self.allowed_hosts) {
             return (Route::Other, reply);
         }
         if imds::owns(path) {
@@ -586,5 +586,62 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.stop_accepting();
         self.remove_token_files();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::Credentials;
+    use refresh::{State, Unavailable};
+
+    fn ready(received: time::OffsetDateTime, lifetime: time::Duration) -> RoleState {
+        let expiration = received + lifetime;
+        let credentials = Credentials {
+            access_key_id: "ASIAEXAMPLE".to_owned(),
+            secret_access_key: Secret::from("secret".to_owned()),
+            session_token: Secret::from("token".to_owned()),
+            expiration,
+            expiration_text: crate::identity::rfc3339(expiration),
+            role_arn: "arn:aws:iam::111122223333:role/app".to_owned(),
+        };
+        let handle = Handle::fixed(State::Ready {
+            credentials: Arc::new(credentials),
+            received,
+            last_error: None,
+        });
+        RoleState::new(
+            "app".to_owned(),
+            "arn:aws:iam::111122223333:role/app".to_owned(),
+            handle,
+        )
+    }
+
+    #[test]
+    fn rendered_documents_are_served_until_the_floor_and_never_past_it() {
+        let received = time::OffsetDateTime::now_utc();
+        // One hour: handed out until five minutes before expiry.
+        let state = ready(received, time::Duration::hours(1));
+        let at = |offset: time::Duration| SystemTime::from(received + offset);
+        let first = state.documents(at(time::Duration::minutes(1))).unwrap();
+        let cached = state.documents(at(time::Duration::minutes(54))).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &cached),
+            "rendered once per set of credentials"
+        );
+        assert!(
+            state
+                .documents(at(time::Duration::seconds(55 * 60 - 1)))
+                .is_ok()
+        );
+        for late in [55, 60, 61] {
+            assert!(
+                matches!(
+                    state.documents(at(time::Duration::minutes(late))),
+                    Err(Unavailable::Stale(_))
+                ),
+                "{late} minutes after receipt"
+            );
+        }
     }
 }
