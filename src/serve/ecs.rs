@@ -8,10 +8,10 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use base64::Engine as _;
 use hyper::http::{Method, StatusCode};
-use std::time::SystemTime;
 use subtle::ConstantTimeEq as _;
 
 use super::ServedRole;
