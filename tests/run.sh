@@ -40,7 +40,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python clients, in a venv kept beside the tests and rebuilt when requirements change.
+# Python clients and Node.js, in a venv kept beside the tests and rebuilt when requirements
+# change.
 venv="$root/tests/.venv"
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
@@ -51,19 +52,12 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" >"$stamp"
 fi
 
-# The AWS SDK for JavaScript v3, at the versions package-lock.json pins, beside its scripts;
-# reinstalled when the lock file is newer than node_modules.
+# The AWS SDK for JavaScript v3, at the versions package-lock.json pins, beside its scripts,
+# installed with the venv's Node.js; reinstalled when the lock file is newer than node_modules.
 js="$root/tests/sdk/js"
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "run.sh: installing nodejs npm" >&2
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
 if [ ! -d "$js/node_modules" ] || [ "$js/package-lock.json" -nt "$js/node_modules" ]; then
   echo "run.sh: installing the JavaScript SDK in tests/sdk/js" >&2
-  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$js" && PATH="$venv/bin:$PATH" npm ci --no-audit --no-fund --loglevel=error)
   touch "$js/node_modules"
 fi
 
