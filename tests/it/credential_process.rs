@@ -61,6 +61,21 @@ impl Setup {
         }
     }
 
+    /// An emulator whose profile issues `seconds`-second sessions (below the service's
+    /// 15-minute minimum), for the tests that watch credentials being refreshed.
+    pub fn short_sessions(key_type: KeyType, intermediate: bool, seconds: u32) -> Self {
+        Self::with_config(key_type, intermediate, |config| {
+            config.min_duration_seconds = 1;
+            config.profiles = vec![ProfileConfig {
+                arn: PROFILE.into(),
+                role_arns: vec![ROLE.into()],
+                duration_seconds: seconds,
+                accept_role_session_name: false,
+                enabled: true,
+            }];
+        })
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use rolesanywhere_helper::emulator::ProfileConfig;
 use rolesanywhere_helper::emulator::faults::INCOMPLETE_SECRET_ACCESS_KEY;
 use rolesanywhere_helper::pki::KeyType;
 use rolesanywhere_helper::refresh::Schedule;
@@ -415,20 +414,6 @@ fn check(name: &'static str) {
 // ---------------------------------------------------------------------------------------
 // One scenario against a running daemon.
 
-/// An emulator whose profile grants `LIFETIME`-second sessions.
-fn short_sessions() -> Setup {
-    Setup::with_config(KeyType::P256, false, |config| {
-        config.min_duration_seconds = 1;
-        config.profiles = vec![ProfileConfig {
-            arn: PROFILE.into(),
-            role_arns: vec![ROLE.into()],
-            duration_seconds: LIFETIME,
-            accept_role_session_name: false,
-            enabled: true,
-        }];
-    })
-}
-
 /// `serve` for the PKI's leaf against `endpoint`, killed if the test process dies first.
 fn serve_command(setup: &Setup, endpoint: &str, flags: &[&str]) -> Command {
     let mut cmd = helper();
@@ -544,7 +529,7 @@ fn per_minute(count: u64, window: Duration) -> f64 {
 
 fn run(spec: &Spec) -> Report {
     let mut report = Report::new(spec.name);
-    let setup = short_sessions();
+    let setup = Setup::short_sessions(KeyType::P256, false, LIFETIME);
     let relay = spec
         .through_relay
         .then(|| Relay::start(setup.emulator.addr()));

@@ -15,12 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rolesanywhere_helper::emulator::ProfileConfig;
 use rolesanywhere_helper::identity::Certificate;
 use rolesanywhere_helper::pki::KeyType;
 
 use crate::common::{openssl, require_tool, run, run_ok};
-use crate::credential_process::{PROFILE, ROLE, Setup, credentials, failure};
+use crate::credential_process::{PROFILE, Setup, credentials, failure};
 use crate::serve_daemon::{Daemon, imds_credentials};
 
 /// Distinctive PINs, so that a test can tell one never reaches the output.
@@ -1132,16 +1131,7 @@ fn a_key_with_always_authenticate_signs_with_reuse_pin() {
 #[test]
 fn serve_gets_new_credentials_after_the_token_is_re_created() {
     const LIFETIME: u32 = 8;
-    let setup = Setup::with_config(KeyType::P256, true, |config| {
-        config.min_duration_seconds = 1;
-        config.profiles = vec![ProfileConfig {
-            arn: PROFILE.into(),
-            role_arns: vec![ROLE.into()],
-            duration_seconds: LIFETIME,
-            accept_role_session_name: false,
-            enabled: true,
-        }];
-    });
+    let setup = Setup::short_sessions(KeyType::P256, true, LIFETIME);
     let fixture = Fixture::on(setup, Hsm::new());
     // One daemon on SoftHSM's module, one on p11-kit's proxy.
     let daemons: Vec<Daemon> = [true, false]

@@ -5,31 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use rolesanywhere_helper::emulator::ProfileConfig;
 use rolesanywhere_helper::pki::KeyType;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::common::openssl;
-use crate::credential_process::{PROFILE, ROLE, Setup};
+use crate::credential_process::Setup;
 use crate::serve_daemon::{Daemon, Response, imds_credentials};
 
 const ROLE_NAME: &str = "onprem-app";
 const LIFETIME: u32 = 20;
-
-/// An emulator whose profile issues `LIFETIME`-second sessions.
-fn short_sessions() -> Setup {
-    Setup::with_config(KeyType::P256, false, |config| {
-        config.min_duration_seconds = 1;
-        config.profiles = vec![ProfileConfig {
-            arn: PROFILE.into(),
-            role_arns: vec![ROLE.into()],
-            duration_seconds: LIFETIME,
-            accept_role_session_name: false,
-            enabled: true,
-        }];
-    })
-}
 
 /// One credentials GET: the key and expiry on a 200, after checking that the credentials
 /// have not expired; `None` on an error status.
@@ -52,7 +37,7 @@ fn poll(d: &Daemon) -> (Option<(String, OffsetDateTime)>, Response) {
 
 #[test]
 fn new_credentials_arrive_before_the_old_ones_expire() {
-    let setup = short_sessions();
+    let setup = Setup::short_sessions(KeyType::P256, false, LIFETIME);
     let d = Daemon::start(setup.leaf_subcommand("serve"));
     let mut seen: Vec<(String, OffsetDateTime, OffsetDateTime)> = Vec::new();
     let end = Instant::now() + Duration::from_secs(u64::from(LIFETIME) + 6);
@@ -85,7 +70,7 @@ fn new_credentials_arrive_before_the_old_ones_expire() {
 
 #[test]
 fn an_outage_longer_than_a_lifetime_gives_errors_then_recovers() {
-    let setup = short_sessions();
+    let setup = Setup::short_sessions(KeyType::P256, false, LIFETIME);
     let d = Daemon::start(setup.leaf_subcommand("serve"));
     let (first, _) = poll(&d);
     let (first_key, first_expiry) = first.expect("credentials at start");
@@ -136,7 +121,7 @@ fn an_outage_longer_than_a_lifetime_gives_errors_then_recovers() {
 
 #[test]
 fn a_certificate_replaced_on_disk_is_used_at_the_next_refresh() {
-    let setup = short_sessions();
+    let setup = Setup::short_sessions(KeyType::P256, false, LIFETIME);
     let d = Daemon::start(setup.leaf_subcommand("serve"));
     let first_serial = setup.emulator.received()[0].serial.clone().unwrap();
 

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rolesanywhere_helper::emulator::ProfileConfig;
 use rolesanywhere_helper::pki::KeyType;
 
 use crate::common::{self, run};
-use crate::credential_process::{PROFILE, ROLE, Setup};
+use crate::credential_process::Setup;
 
 const KEYS: [&str; 3] = [
     "aws_access_key_id",
@@ -262,16 +261,7 @@ fn writers_killed_at_random_points_never_leave_a_torn_file() {
 
 #[test]
 fn two_concurrent_updaters_keep_both_profiles_current() {
-    let setup = Setup::with_config(KeyType::P256, false, |config| {
-        config.min_duration_seconds = 1;
-        config.profiles = vec![ProfileConfig {
-            arn: PROFILE.into(),
-            role_arns: vec![ROLE.into()],
-            duration_seconds: 20,
-            accept_role_session_name: false,
-            enabled: true,
-        }];
-    });
+    let setup = Setup::short_sessions(KeyType::P256, false, 20);
     let file = setup.path("credentials");
     std::fs::write(&file, "[keep]\nregion = eu-west-1\n").unwrap();
     let spawn = |profile: &str| {
