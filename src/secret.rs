@@ -9,6 +9,9 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
+/// The largest secret file read: far above any password or PIN.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024;
+
 /// A secret string. Its bytes are wiped from memory on drop.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Zeroizing<String>);
@@ -32,9 +35,24 @@ impl Secret {
     }
 
     /// Reads a secret from a file: the whole content less one trailing line ending, so that
-    /// `echo pw > file` and `printf pw > file` give the same secret.
+    /// `echo pw > file` and `printf pw > file` give the same secret. At most
+    /// [`MAX_FILE_BYTES`]: a path such as `/dev/zero` or a log file given by mistake is an
+    /// error, not a read that never ends.
     pub fn from_file(path: &Path) -> io::Result<Self> {
-        let bytes = Zeroizing::new(std::fs::read(path)?);
+        use std::io::Read as _;
+        let file = std::fs::File::open(path)?;
+        // Sized up front, so that no reallocation leaves a copy of the secret behind.
+        let size = file.metadata()?.len().min(MAX_FILE_BYTES) + 1;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(size as usize));
+        file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "it holds more than {MAX_FILE_BYTES} bytes; a password or PIN file holds one line"
+                ),
+            ));
+        }
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidData, "the file is not UTF-8 text")
         })?;
@@ -70,5 +88,23 @@ mod tests {
             std::fs::write(&p, content).unwrap();
             assert_eq!(Secret::from_file(&p).unwrap().expose(), want);
         }
+    }
+
+    #[test]
+    fn endless_and_oversized_files_are_refused() {
+        let error = Secret::from_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            error.to_string().contains("more than 65536 bytes"),
+            "{error}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, vec![b'a'; MAX_FILE_BYTES as usize]).unwrap();
+        assert_eq!(
+            Secret::from_file(&p).unwrap().expose().len(),
+            MAX_FILE_BYTES as usize
+        );
+        std::fs::write(&p, vec![b'a'; MAX_FILE_BYTES as usize + 1]).unwrap();
+        assert!(Secret::from_file(&p).is_err());
     }
 }
