@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 pw=fuzz-password
 
 rm -rf "$seeds"
-mkdir -p "$seeds"/{certificate,private_key,pkcs12,pkcs11_uri,serve_config,serve_route,serve_http,create_session_response}
+mkdir -p "$seeds"/{certificate,private_key,pkcs12,pkcs11_uri,serve_config,serve_route,serve_http,create_session_response,credentials_file}
 
 # --- keys and certificates -----------------------------------------------------------
 "$helper" pki init "$work/rsa" --intermediate >/dev/null
@@ -150,5 +150,14 @@ printf '400 ValidationException\n{"message":"1 validation error detected: Value 
 printf '404 ResourceNotFoundException\n{"code":"ResourceNotFoundException","message":"Trust anchor not found"}' >"$a/404-not-found.txt"
 printf '429 ThrottlingException\n' >"$a/429-empty.txt"
 printf '502\n<html><body><h1>502 Bad Gateway</h1></body></html>\n' >"$a/502-html.txt"
+
+# --- shared credentials files, rewritten for profile `fuzz` ---------------------------
+f=$seeds/credentials_file
+printf '# comment\r\n[fuzz]\r\naws_access_key_id = OLD\r\n; note\r\naws_secret_access_key=OLD\r\naws_session_token   =   OLD\r\n' >"$f/crlf-in-place.ini"
+printf '[other]\naws_access_key_id = keep\n\n[fuzz]\nregion = eu-west-1\naws_session_token = x\nAWS_ACCESS_KEY_ID: y' >"$f/no-final-newline.ini"
+printf '[fuzz]\nowner = Zo\xc3\xab\n\n[fuzz]\naws_access_key_id = second\n' >"$f/duplicated-section.ini"
+printf '[a]\nx = 1\n# [fuzz]\n' >"$f/commented-header.ini"
+printf '[default]\naws_access_key_id = A\n  continued = line\n[ fuzz ]\n' >"$f/spaced-header-last.ini"
+: >"$f/empty.ini"
 
 du -sh "$seeds"

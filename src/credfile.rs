@@ -185,6 +185,27 @@ pub fn rewrite(text: &[u8], profile: &str, keys: &ProfileKeys<'_>) -> Vec<u8> {
     out
 }
 
+/// The values of the three keys in the first section named `profile`, as `rewrite` finds
+/// them (the first line of each key), or `None` without such a section: for the tests and
+/// the fuzz target that read back what it wrote.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn profile_values<'a>(text: &'a [u8], profile: &str) -> Option<[Option<&'a [u8]>; 3]> {
+    let all = lines(text);
+    let start = all
+        .iter()
+        .position(|l| header(l.body) == Some(profile.as_bytes()))?;
+    let mut found = [None; 3];
+    for line in all[start + 1..]
+        .iter()
+        .take_while(|l| header(l.body).is_none())
+    {
+        if let Some((index, value_start)) = key_line(line.body) {
+            found[index].get_or_insert(&line.body[value_start..]);
+        }
+    }
+    Some(found)
+}
+
 /// Sets `profile`'s keys in the file at `path`, atomically and under the lock, creating
 /// the file (0600) and its folder (0700) if needed.
 pub fn update_profile(path: &Path, profile: &str, keys: &ProfileKeys<'_>) -> io::Result<()> {
@@ -304,8 +325,14 @@ mod tests {
         session_token: "TOKNEW",
     };
 
+    /// The rewritten file, after checking that the profile reads back with the new keys
+    /// and that rewriting it again changes nothing.
     fn run(before: &str, profile: &str) -> String {
-        String::from_utf8(rewrite(before.as_bytes(), profile, &KEYS_NEW)).unwrap()
+        let after = rewrite(before.as_bytes(), profile, &KEYS_NEW);
+        let want: [Option<&[u8]>; 3] = [Some(b"AKNEW"), Some(b"SECNEW"), Some(b"TOKNEW")];
+        assert_eq!(profile_values(&after, profile), Some(want), "{before:?}");
+        assert_eq!(rewrite(&after, profile, &KEYS_NEW), after, "{before:?}");
+        String::from_utf8(after).unwrap()
     }
 
     #[test]

@@ -536,3 +536,35 @@ fn holds_the_pin_as_pin_value(text: &str) -> bool {
     text.matches(PIN_MARKER).count() == 1
         && (path.split(';').any(|a| a == attribute) || query.split('&').any(|a| a == attribute))
 }
+
+/// `~/.aws/credentials` contents, as `update` rewrites them for profile `fuzz`: no panic; the
+/// profile then holds exactly the new keys; rewriting with the same keys changes nothing;
+/// a file without the profile keeps its bytes, with the section added after them.
+pub fn credentials_file(data: &[u8]) {
+    use crate::credfile::{ProfileKeys, profile_values, rewrite};
+    let keys = ProfileKeys {
+        access_key_id: "ASIAFUZZ",
+        secret_access_key: "fuzz/secret+key",
+        session_token: "fuzz-token==",
+    };
+    let want = [
+        Some(keys.access_key_id.as_bytes()),
+        Some(keys.secret_access_key.as_bytes()),
+        Some(keys.session_token.as_bytes()),
+    ];
+    let once = rewrite(data, "fuzz", &keys);
+    assert_eq!(
+        profile_values(&once, "fuzz"),
+        Some(want),
+        "read back from {:?}",
+        String::from_utf8_lossy(&once)
+    );
+    assert_eq!(
+        rewrite(&once, "fuzz", &keys),
+        once,
+        "a second rewrite changed the file"
+    );
+    if profile_values(data, "fuzz").is_none() {
+        assert!(once.starts_with(data), "the file's own bytes were changed");
+    }
+}
