@@ -80,6 +80,41 @@ impl Setup {
         self.dir.path().join(name)
     }
 
+    /// `aws sts get-caller-identity --profile PROFILE` against the emulator, with `env`
+    /// telling the CLI where its configuration is; the JSON it prints.
+    pub fn caller_identity(
+        &self,
+        profile: &str,
+        env: impl FnOnce(&mut Command),
+    ) -> serde_json::Value {
+        let mut aws = Command::new(common::require_tool("aws"));
+        aws.args(["sts", "get-caller-identity", "--profile", profile])
+            .args(["--output", "json", "--endpoint-url", &self.emulator.url()]);
+        env(&mut aws);
+        common::json_stdout(&common::run(&mut aws), "aws sts get-caller-identity")
+    }
+
+    /// The leaf key encrypted with `password` (PKCS#8, PBES2 with AES-256-CBC, by openssl),
+    /// as `leaf.enc.key`.
+    pub fn encrypted_leaf_key(&self, password: &str) -> PathBuf {
+        openssl(
+            self.dir.path(),
+            &[
+                "pkcs8",
+                "-topk8",
+                "-in",
+                "leaf.key",
+                "-out",
+                "leaf.enc.key",
+                "-v2",
+                "aes-256-cbc",
+                "-passout",
+                &format!("pass:{password}"),
+            ],
+        );
+        self.path("leaf.enc.key")
+    }
+
     /// `credential-process` with the three ARNs and nothing else.
     fn arns_command() -> Command {
         Self::arns_subcommand("credential-process")
@@ -643,19 +678,7 @@ fn aws_cli_and_botocore_use_it_as_credential_process() {
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE");
     };
-    let mut aws = Command::new(common::require_tool("aws"));
-    aws.args([
-        "sts",
-        "get-caller-identity",
-        "--profile",
-        "ra",
-        "--output",
-        "json",
-        "--endpoint-url",
-        &setup.emulator.url(),
-    ]);
-    aws_env(&mut aws);
-    let identity = common::json_stdout(&common::run(&mut aws), "aws sts get-caller-identity");
+    let identity = setup.caller_identity("ra", aws_env);
     let arn = identity["Arn"].as_str().unwrap();
     assert!(
         arn.starts_with("arn:aws:sts::111122223333:assumed-role/onprem-app/"),

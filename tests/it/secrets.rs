@@ -7,7 +7,7 @@ use std::process::Command;
 
 use rolesanywhere_helper::pki::KeyType;
 
-use crate::common::{bin, openssl, require_tool, run};
+use crate::common::{bin, require_tool, run};
 use crate::credential_process::{Setup, credentials};
 use crate::serve_daemon::{Daemon, http, imds_credentials, imds_token};
 
@@ -17,21 +17,7 @@ const PASSWORD: &str = "correct horse battery staple";
 fn debug_logs_hold_none_of_the_secrets_issued() {
     let setup = Setup::new(KeyType::P256, false);
     let dir = setup.dir.path();
-    openssl(
-        dir,
-        &[
-            "pkcs8",
-            "-topk8",
-            "-in",
-            "leaf.key",
-            "-out",
-            "leaf.enc.key",
-            "-v2",
-            "aes-256-cbc",
-            "-passout",
-            &format!("pass:{PASSWORD}"),
-        ],
-    );
+    let encrypted_key = setup.encrypted_leaf_key(PASSWORD);
     let key_body: String = std::fs::read_to_string(dir.join("leaf.key"))
         .unwrap()
         .lines()
@@ -40,7 +26,7 @@ fn debug_logs_hold_none_of_the_secrets_issued() {
     let with_key = |sub: &str| {
         let mut cmd = setup.leaf_subcommand(sub);
         cmd.arg("--private-key")
-            .arg(dir.join("leaf.enc.key"))
+            .arg(&encrypted_key)
             .env("ROLESANYWHERE_PKCS8_PASSWORD", PASSWORD)
             .arg("--debug")
             .env("RUST_LOG", "trace");

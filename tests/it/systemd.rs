@@ -512,28 +512,13 @@ fn certificate_expiry_is_warned_about_within_the_configured_days() {
 #[test]
 fn the_key_password_comes_from_the_systemd_credentials_directory() {
     let setup = Setup::new(KeyType::P256, false);
-    let dir = setup.dir.path();
-    common::openssl(
-        dir,
-        &[
-            "pkcs8",
-            "-topk8",
-            "-in",
-            "leaf.key",
-            "-out",
-            "leaf.enc.key",
-            "-v2",
-            "aes-256-cbc",
-            "-passout",
-            "pass:s3cret",
-        ],
-    );
+    let encrypted_key = setup.encrypted_leaf_key("s3cret");
     let credentials = setup.path("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::write(credentials.join("pkcs8-password"), "s3cret\n").unwrap();
     let mut cmd = setup.leaf_subcommand("serve");
     cmd.arg("--private-key")
-        .arg(setup.path("leaf.enc.key"))
+        .arg(&encrypted_key)
         .env("CREDENTIALS_DIRECTORY", &credentials);
     let d = Daemon::start(cmd);
     assert_eq!(imds_credentials(d.port, ROLE_NAME).status, 200);
@@ -541,7 +526,7 @@ fn the_key_password_comes_from_the_systemd_credentials_directory() {
     let out = run(setup
         .leaf_subcommand("serve")
         .arg("--private-key")
-        .arg(setup.path("leaf.enc.key"))
+        .arg(&encrypted_key)
         .args(["--port", "0"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(

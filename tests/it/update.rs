@@ -164,18 +164,7 @@ fn boto3_and_the_aws_cli_read_the_written_profile() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), values[0]);
 
-    let mut aws = Command::new(common::require_tool("aws"));
-    aws.args([
-        "sts",
-        "get-caller-identity",
-        "--profile",
-        "ra",
-        "--output",
-        "json",
-    ])
-    .args(["--endpoint-url", &setup.emulator.url()]);
-    clean(&mut aws);
-    let identity = common::json_stdout(&run(&mut aws), "aws sts get-caller-identity");
+    let identity = setup.caller_identity("ra", clean);
     assert!(
         identity["Arn"]
             .as_str()
