@@ -14,6 +14,7 @@ pub mod credfile;
 pub mod emulator;
 pub mod endpoint;
 pub mod error;
+pub mod files;
 #[cfg(fuzzing)]
 pub mod fuzz_entry;
 pub mod identity;

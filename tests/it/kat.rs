@@ -1,4 +1,4 @@
-//! Known-answer tests: `../shared/kat/vectors.json`, captured from the official helper's
+//! Known-answer tests: `tests/data/kat/vectors.json`, captured from the official helper's
 //! real requests. A signer that does not reproduce them byte for byte is wrong.
 
 use rolesanywhere_helper::identity::file::Readable;

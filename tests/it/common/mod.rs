@@ -39,15 +39,9 @@ pub fn helper() -> Command {
     cmd
 }
 
-/// `../shared/kat`, the known-answer vectors beside the repository.
+/// `tests/data/kat`, the known-answer vectors (see the README there for their origin).
 pub fn kat_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kat");
-    assert!(
-        dir.join("vectors.json").is_file(),
-        "known-answer vectors not found at {}; the repository must sit beside shared/",
-        dir.display()
-    );
-    dir
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kat")
 }
 
 /// The path of a tool on PATH, or a failure that says how to install it.
