@@ -452,7 +452,7 @@ pub fn create_session_response(data: &[u8]) {
         match rolesanywhere::parse_credentials(status, body, &requested) {
             Ok(credentials) => render(credentials),
             Err(e) => {
-                assert!(e.is_permanent());
+                assert!(!e.is_transient());
                 let _ = e.to_string();
             }
         }
@@ -466,7 +466,7 @@ pub fn create_session_response(data: &[u8]) {
         request_id: Some("fuzz".to_owned()),
         attempts: 3,
     };
-    let _ = error.is_permanent();
+    let _ = error.is_transient();
     let _ = error.to_string();
 }
 

@@ -6,6 +6,7 @@
 //! of [`sigv4x509`] with the client side.
 
 pub mod arn;
+pub mod backoff;
 pub mod cli;
 pub mod cmd;
 pub mod config;

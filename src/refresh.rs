@@ -251,9 +251,8 @@ fn unit_random() -> f64 {
 
 /// Full-jitter backoff for attempt `n` (1-based), never past `limit` if one is given.
 fn retry_delay(schedule: &Schedule, n: u32, limit: Option<Duration>) -> Duration {
-    let exp = schedule.min_backoff.saturating_mul(1 << (n - 1).min(16));
-    let ceiling = exp.min(schedule.max_backoff);
-    let wait = schedule.min_backoff.max(ceiling.mul_f64(unit_random()));
+    let jitter = crate::backoff::full_jitter(schedule.min_backoff, schedule.max_backoff, n);
+    let wait = schedule.min_backoff.max(jitter);
     limit.map_or(wait, |l| wait.min(l.max(schedule.min_backoff)))
 }
 
@@ -393,7 +392,7 @@ impl CredentialSource for SessionSource {
                 .create_session(&identity, &self.params)
                 .await
                 .map_err(|e| FetchError {
-                    permanent: e.is_permanent(),
+                    permanent: !e.is_transient(),
                     message: e.to_string(),
                 })?;
             Ok(Fetched {

@@ -1,0 +1,250 @@
+//! What can go wrong: building a client ([`ClientError`], at start, from the settings) and
+//! calling CreateSession ([`CreateSessionError`], which knows whether a retry may help).
+
+use std::path::PathBuf;
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "endpoint {0:?} is not a valid http(s) URL; give a URL such as https://rolesanywhere.us-east-1.amazonaws.com"
+    )]
+    Endpoint(String),
+    #[error(
+        "CA bundle {path} cannot be used ({source}); give a PEM file of CA certificates with --ca-bundle or AWS_CA_BUNDLE"
+    )]
+    CaBundle {
+        path: PathBuf,
+        #[source]
+        source: CaBundleError,
+    },
+    /// rustls refused the protocol versions or the provider.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] rustls::Error),
+    /// The HTTP client could not be built on the TLS configuration.
+    #[error("cannot set up TLS: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
+/// What is wrong with a CA bundle. The text reads after the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum CaBundleError {
+    /// Missing, unreadable, not a regular file (`/dev/zero`, a FIFO) or too large.
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0}")]
+    Pem(#[source] crate::identity::pem::PemError),
+    /// A CERTIFICATE block rustls cannot use as a trust root.
+    #[error("{0}")]
+    Certificate(#[source] rustls::Error),
+    #[error("it holds no CERTIFICATE block")]
+    NoCertificate,
+}
+
+/// A CreateSession call that did not yield credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateSessionError {
+    /// The service answered with an error status.
+    #[error("{}", describe_refusal(.status, .error_type, .message, .request_id.as_deref(), *.attempts))]
+    Service {
+        status: u16,
+        error_type: String,
+        message: String,
+        request_id: Option<String>,
+        attempts: u32,
+    },
+    /// The server could not be reached or the connection broke.
+    #[error("cannot reach {url}: {cause} (after {attempts} attempt{}); check the endpoint, the network and any proxy settings", plural(*.attempts))]
+    Connect {
+        url: String,
+        cause: String,
+        attempts: u32,
+    },
+    /// The TLS handshake failed, most often because the server's CA is not trusted.
+    #[error("TLS handshake with {url} failed: {cause}; {hint}")]
+    Tls {
+        url: String,
+        cause: String,
+        hint: &'static str,
+    },
+    /// No connection within the connect timeout.
+    #[error("cannot connect to {url} within {seconds} s (after {attempts} attempt{}); check the endpoint and the network, or raise --connect-timeout", plural(*.attempts))]
+    ConnectTimeout {
+        url: String,
+        seconds: u64,
+        attempts: u32,
+    },
+    /// No complete answer within the attempt timeout.
+    #[error("no complete answer from {url} within {seconds} s (after {attempts} attempt{}); check the network, or raise --timeout", plural(*.attempts))]
+    Timeout {
+        url: String,
+        seconds: u64,
+        attempts: u32,
+    },
+    /// A 2xx answer that does not hold usable credentials.
+    #[error("CreateSession answered {status} but {problem}")]
+    InvalidResponse { status: u16, problem: String },
+    /// The key could not sign.
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
+}
+
+impl CreateSessionError {
+    /// True when trying again later may succeed: the network, the service's own trouble
+    /// (5xx, 429, 408), or a clock that is off. False when the service refused the request
+    /// as such, or the answer, the TLS peer or the key is wrong: no retry can fix those.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            // A clock that is off (a host booting before NTP has synchronised it) heals by
+            // itself: retry rather than give up.
+            Self::Service { message, .. } if is_clock_skew(message) => true,
+            Self::Service { status, .. } => !is_refusal_status(*status),
+            Self::Tls { .. } | Self::InvalidResponse { .. } | Self::Sign(_) => false,
+            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Timeout { .. } => true,
+        }
+    }
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn describe_refusal(
+    status: &u16,
+    error_type: &str,
+    message: &str,
+    request_id: Option<&str>,
+    attempts: u32,
+) -> String {
+    let verb = if *status >= 500 || *status == 429 {
+        "failed"
+    } else {
+        "refused"
+    };
+    let mut out = format!("CreateSession {verb} ({status} {error_type}): {message}");
+    if let Some(hint) = refusal_hint(error_type, message) {
+        out.push_str(" - ");
+        out.push_str(hint);
+    }
+    if attempts > 1 {
+        out.push_str(&format!(" (after {attempts} attempts)"));
+    }
+    if let Some(id) = request_id {
+        out.push_str(&format!(" [request id {id}]"));
+    }
+    out
+}
+
+/// What a user can do about the service's known refusals.
+fn refusal_hint(error_type: &str, message: &str) -> Option<&'static str> {
+    let m = message.to_ascii_lowercase();
+    Some(if m.contains("untrusted signing certificate") {
+        "the certificate does not chain to the trust anchor: check that the trust anchor holds your CA, and send intermediates with --intermediates or a fullchain certificate file"
+    } else if is_clock_skew(&m) {
+        "the host clock differs from the service's by more than 5 minutes: synchronise it (NTP)"
+    } else if m.contains("invalid signature") {
+        "check that the private key belongs to the certificate, and that --region matches the trust anchor"
+    } else if m.contains("rolesessionname") {
+        "the profile does not accept a role session name: drop --role-session-name or enable acceptRoleSessionName on the profile"
+    } else if error_type == "ResourceNotFoundException" {
+        "check the trust anchor and profile ARNs and the region"
+    } else if error_type == "ValidationException" {
+        "check the ARNs and --session-duration (900 to 43200)"
+    } else {
+        return None;
+    })
+}
+
+/// Whether the service refused the request's date (more than 5 minutes off its clock).
+fn is_clock_skew(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("signature expired") || m.contains("skew")
+}
+
+/// A 4xx that says the request itself is wrong: all but 429 (throttled) and 408 (timeout).
+fn is_refusal_status(status: u16) -> bool {
+    (400..500).contains(&status) && status != 429 && status != 408
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(status: u16, message: &str) -> CreateSessionError {
+        CreateSessionError::Service {
+            status,
+            error_type: "AccessDeniedException".into(),
+            message: message.into(),
+            request_id: None,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn refusal_reads_well() {
+        let e = CreateSessionError::Service {
+            status: 403,
+            error_type: "AccessDeniedException".into(),
+            message: "Untrusted Signing Certificate".into(),
+            request_id: Some("r-1".into()),
+            attempts: 1,
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("CreateSession refused (403 AccessDeniedException): Untrusted Signing Certificate - the certificate does not chain"));
+        assert!(text.ends_with("[request id r-1]"));
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn what_is_transient() {
+        for status in [500, 502, 503, 429, 408] {
+            assert!(service(status, "x").is_transient(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 413] {
+            assert!(!service(status, "x").is_transient(), "{status}");
+        }
+        assert!(service(403, "Signature expired: 20200101T000000Z").is_transient());
+        assert!(service(400, "clock skew too great").is_transient());
+        let url = String::from("https://x");
+        assert!(
+            CreateSessionError::Connect {
+                url: url.clone(),
+                cause: "refused".into(),
+                attempts: 3
+            }
+            .is_transient()
+        );
+        assert!(
+            CreateSessionError::Timeout {
+                url: url.clone(),
+                seconds: 10,
+                attempts: 3
+            }
+            .is_transient()
+        );
+        assert!(
+            CreateSessionError::ConnectTimeout {
+                url: url.clone(),
+                seconds: 5,
+                attempts: 3
+            }
+            .is_transient()
+        );
+        assert!(
+            !CreateSessionError::Tls {
+                url,
+                cause: "bad certificate".into(),
+                hint: ""
+            }
+            .is_transient()
+        );
+        assert!(
+            !CreateSessionError::InvalidResponse {
+                status: 201,
+                problem: "empty".into()
+            }
+            .is_transient()
+        );
+        assert!(!CreateSessionError::Sign("no key".into()).is_transient());
+    }
+}
