@@ -18,6 +18,7 @@ pub mod error;
 pub mod files;
 #[cfg(fuzzing)]
 pub mod fuzz_entry;
+pub mod httpd;
 pub mod identity;
 pub mod logging;
 pub mod pkcs11;
