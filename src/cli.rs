@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Try everything on this machine: a dev PKI, the local emulator and a ready AWS profile
-    Demo(crate::cmd::demo::DemoArgs),
+    Demo(DemoArgs),
     /// Get credentials once and print them in the `credential_process` JSON format
     CredentialProcess(Box<CredentialArgs>),
     /// Keep credentials fresh in memory and serve them to SDKs on a local IMDSv2-compatible
@@ -40,6 +40,14 @@ pub enum Command {
     Pki(crate::pki::PkiArgs),
     /// Print the version
     Version,
+}
+
+/// `demo` flags.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Key type of the demo leaf certificate
+    #[arg(long, value_enum, default_value_t = crate::pki::KeyType::P256)]
+    pub key_type: crate::pki::KeyType,
 }
 
 /// Where the certificate and key come from: the file flags shared by the signing commands.
@@ -211,14 +219,9 @@ pub struct CredentialArgs {
     #[arg(long, value_name = "ARN")]
     pub role_arn: Option<String>,
 
-    /// Session lifetime in seconds, 900 to 43200
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        default_value_t = 3600,
-        allow_negative_numbers = true
-    )]
-    pub session_duration: i64,
+    /// Session lifetime in seconds, 900 to 43200 [default: 3600]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub session_duration: Option<i64>,
 
     /// Name of the role session (the profile must accept custom names)
     #[arg(long, value_name = "NAME")]
@@ -238,8 +241,9 @@ pub struct CredentialArgs {
     #[arg(long)]
     pub use_fips_endpoint: bool,
 
-    /// Extra CA certificates (PEM) to trust besides the system's [this project's own flag]
-    #[arg(long, value_name = "FILE", env = "AWS_CA_BUNDLE")]
+    /// Extra CA certificates (PEM) to trust besides the system's; also $AWS_CA_BUNDLE
+    /// [this project's own flag]
+    #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<PathBuf>,
 
     /// Do not verify the endpoint's TLS certificate (unsafe; for tests only)
@@ -250,13 +254,14 @@ pub struct CredentialArgs {
     #[arg(long)]
     pub with_proxy: bool,
 
-    /// Seconds to wait for a connection [this project's own flag]
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-    pub connect_timeout: u64,
+    /// Seconds to wait for a connection [default: 5] [this project's own flag]
+    #[arg(long, value_name = "SECONDS")]
+    pub connect_timeout: Option<u64>,
 
-    /// Seconds one attempt may take in all; up to 3 attempts are made [this project's own flag]
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-    pub timeout: u64,
+    /// Seconds one attempt may take in all; up to 3 attempts are made [default: 10]
+    /// [this project's own flag]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// The flags of `serve`.

@@ -13,8 +13,9 @@ use hyper::http::{HeaderName, HeaderValue, Method, StatusCode};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::cli::{Cli, Command, ServeArgs};
+use crate::cli::{Cli, Command};
 use crate::cmd::read_certificate_data::CertificateData;
+use crate::config::{self, Clock, Env, Fs, Inputs};
 use crate::credentials::Credentials;
 use crate::identity::{self, file};
 use crate::refresh::{self, Handle, State};
@@ -22,7 +23,7 @@ use crate::rolesanywhere::{self, CreateSessionError};
 use crate::secret::Secret;
 use crate::serve::http::Routes;
 use crate::serve::metrics::{Metrics, Route};
-use crate::serve::{RoleState, ServedRole, Site, plan};
+use crate::serve::{RoleState, ServedRole, Site};
 
 /// The password of the encrypted keys and PKCS#12 files among the seeds.
 pub const PASSWORD: &str = "fuzz-password";
@@ -88,55 +89,30 @@ pub fn pkcs12(data: &[u8]) {
     }
 }
 
-/// The flags `serve --config fuzz.toml` parses to, with every default.
-fn serve_args() -> &'static ServeArgs {
-    static ARGS: OnceLock<ServeArgs> = OnceLock::new();
-    ARGS.get_or_init(|| {
-        let cli = Cli::try_parse_from(["rolesanywhere-helper", "serve", "--config", "fuzz.toml"])
-            .expect("the serve flags parse");
-        match cli.command {
-            Command::Serve(args) => *args,
-            _ => unreachable!("serve parses as serve"),
-        }
-    })
+/// The flags `ARGS...` parse to, with every default.
+fn parsed(args: &[&str]) -> Command {
+    let cli =
+        Cli::try_parse_from(std::iter::once("rolesanywhere-helper").chain(args.iter().copied()))
+            .expect("the flags parse");
+    cli.command
 }
 
-/// True when the config names a password file that is not a plain file name in the working
-/// directory: reading `/dev/zero` or a FIFO would hang the target without saying anything
-/// about the parser.
-fn names_an_outside_password_file(text: &str) -> bool {
-    let Ok(table) = text.parse::<toml::Table>() else {
-        return false;
-    };
-    let Some(roles) = table.get("role").and_then(|r| r.as_array()) else {
-        return false;
-    };
-    roles.iter().any(|role| {
-        role.get("pkcs8_password_file")
-            .and_then(|v| v.as_str())
-            .is_some_and(|p| p.contains('/') || p.starts_with('.'))
-    })
-}
-
-/// The `serve` and `update` config file (TOML), with one passed socket named `sock`.
+/// The `serve` and `update` config file (TOML), with one passed socket named `sock`. The
+/// file system holds that file only, so that a password file named in it is never read
+/// from the real one (a FIFO would hang the target without saying anything about the
+/// parser).
 pub fn serve_config(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if names_an_outside_password_file(text) {
-        return;
-    }
-    let args = serve_args();
     let path = Path::new("fuzz.toml");
+    let inputs = Inputs {
+        env: Env::fixed([("HOME", "/nonexistent")]),
+        fs: Fs::Fake([(path.to_owned(), data.to_vec())].into_iter().collect()),
+        clock: Clock::System,
+    };
     let activated = ["sock".to_owned()];
-    if let Ok(plan) = plan::from_toml(
-        text,
-        path,
-        args,
-        plan::DEFAULT_MAX_CONNECTIONS,
-        |_| None,
-        &activated,
-    ) {
+    let Command::Serve(args) = parsed(&["serve", "--config", "fuzz.toml"]) else {
+        unreachable!("serve parses as serve")
+    };
+    if let Ok(plan) = config::serve_plan(&args, &inputs, &activated) {
         assert!(!plan.roles.is_empty(), "a plan with no role");
         for listener in &plan.listeners {
             let indexes = listener.imds.iter().chain(&listener.ecs);
@@ -160,7 +136,10 @@ pub fn serve_config(data: &[u8]) {
             );
         }
     }
-    let _ = plan::update_roles_from_text(text, path, &args.credentials, |_| None);
+    let Command::Update(args) = parsed(&["update", "--config", "fuzz.toml"]) else {
+        unreachable!("update parses as update")
+    };
+    let _ = config::update_plan(&args, &inputs);
 }
 
 /// A listener as `serve` builds it, with fixed roles: `app` (credentials, over IMDS and
@@ -225,7 +204,13 @@ impl Fixture {
             })
             .collect();
         let allowed_hosts = Arc::new(vec![ALLOWED_HOST.to_owned()]);
-        let site = Site::new(allowed_hosts, Some(app), ecs, Arc::new(Metrics::default()));
+        let site = Site::new(
+            allowed_hosts,
+            Some(app),
+            Site::new_tokens(),
+            ecs,
+            Arc::new(Metrics::default()),
+        );
         let imds_token = site.issue_token(Duration::from_secs(21600));
         Self { site, imds_token }
     }

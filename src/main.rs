@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use rolesanywhere_helper::cli::{Cli, Command};
+use rolesanywhere_helper::config::Inputs;
 use rolesanywhere_helper::{cmd, emulator, logging, pki};
 
 fn main() -> ExitCode {
@@ -26,18 +27,19 @@ fn main() -> ExitCode {
             };
         }
     };
+    let inputs = Inputs::real();
     let result = match &cli.command {
         Command::CredentialProcess(args) => {
             logging::init(args.key.debug);
-            cmd::credential_process::run(args)
+            cmd::credential_process::run(args, &inputs)
         }
         Command::Serve(args) => {
             logging::init_with_format(args.credentials.key.debug, args.log_format);
-            cmd::serve::run(args)
+            cmd::serve::run(args, &inputs)
         }
         Command::Update(args) => {
             logging::init(args.credentials.key.debug);
-            cmd::update::run(args)
+            cmd::update::run(args, &inputs)
         }
         Command::Demo(args) => {
             logging::init(false);
@@ -45,15 +47,15 @@ fn main() -> ExitCode {
         }
         Command::SignString(args) => {
             logging::init(args.key.debug);
-            cmd::sign_string::run(args)
+            cmd::sign_string::run(args, &inputs)
         }
         Command::ReadCertificateData(args) => {
             logging::init(args.debug);
-            cmd::read_certificate_data::run(args)
+            cmd::read_certificate_data::run(args, &inputs)
         }
         Command::Emulate(args) => emulator::run(args),
         Command::Pki(args) => pki::run(args),
-        Command::Version => cmd::print(format!("{}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
+        Command::Version => cmd::version::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,12 +70,6 @@ pub enum PkiError {
     Options(String),
 }
 
-impl From<PkiError> for crate::error::Error {
-    fn from(e: PkiError) -> Self {
-        Self::Other(e.to_string())
-    }
-}
-
 /// A certificate and its private key, both PEM.
 #[derive(Clone)]
 struct Pair {

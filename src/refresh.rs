@@ -21,13 +21,32 @@ use tokio::sync::watch;
 
 use crate::credentials::Credentials;
 
-/// A fetch failure, classified for the schedule.
-#[derive(Clone, Debug)]
-pub struct FetchError {
-    /// One line for the log and for clients.
-    pub message: String,
-    /// No retry can fix it (the service refused the request as such).
-    pub permanent: bool,
+/// A fetch failure. What failed decides whether it is worth retrying
+/// ([`FetchError::is_transient`]), not the code that saw it fail.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The certificate or key could not be loaded.
+    #[error(transparent)]
+    Identity(Arc<crate::identity::IdentityError>),
+    /// CreateSession did not yield credentials.
+    #[error(transparent)]
+    CreateSession(Arc<crate::rolesanywhere::CreateSessionError>),
+    /// The task that loads the identity did not finish (it panicked).
+    #[error("loading the identity failed: {0}")]
+    Task(String),
+}
+
+impl FetchError {
+    /// Whether a later attempt may succeed without anyone changing anything: a file or
+    /// token not there yet, a service unreachable or overloaded. The rest (a refused
+    /// certificate, a malformed key) stops a refresher that never had credentials.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Identity(e) => e.is_transient(),
+            Self::CreateSession(e) => e.is_transient(),
+            Self::Task(_) => true,
+        }
+    }
 }
 
 /// Where credentials come from. The real source re-reads the identity files and calls
@@ -304,7 +323,9 @@ async fn run(
             }
             Err(error) => {
                 failures += 1;
-                let counter = if error.permanent {
+                let permanent = !error.is_transient();
+                let message = error.to_string();
+                let counter = if permanent {
                     &stats.permanent_failures
                 } else {
                     &stats.transient_failures
@@ -312,18 +333,16 @@ async fn run(
                 counter.fetch_add(1, Ordering::Relaxed);
                 let current = tx.borrow().clone();
                 match current {
-                    State::Starting { .. } if error.permanent => {
-                        tracing::error!(role = %role, error = %error.message, "cannot obtain credentials; giving up");
-                        tx.send_replace(State::Stopped {
-                            error: error.message,
-                        });
+                    State::Starting { .. } if permanent => {
+                        tracing::error!(role = %role, error = %message, "cannot obtain credentials; giving up");
+                        tx.send_replace(State::Stopped { error: message });
                         return;
                     }
                     State::Starting { .. } => {
                         let delay = retry_delay(&schedule, failures, None);
-                        tracing::warn!(role = %role, error = %error.message, retry_in_ms = delay.as_millis() as u64, "first fetch failed; retrying");
+                        tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "first fetch failed; retrying");
                         tx.send_replace(State::Starting {
-                            last_error: Some(error.message),
+                            last_error: Some(message),
                         });
                         delay
                     }
@@ -339,11 +358,11 @@ async fn run(
                             credentials.expiration - now - floor(credentials.expiration - received);
                         let limit = Duration::try_from(left / 4).ok();
                         let delay = retry_delay(&schedule, failures, limit);
-                        tracing::warn!(role = %role, error = %error.message, retry_in_ms = delay.as_millis() as u64, "refresh failed; keeping the last good credentials while they last");
+                        tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "refresh failed; keeping the last good credentials while they last");
                         tx.send_replace(State::Ready {
                             credentials,
                             received,
-                            last_error: Some(error.message),
+                            last_error: Some(message),
                         });
                         delay
                     }
@@ -379,22 +398,13 @@ impl CredentialSource for SessionSource {
                 crate::identity::Identity::load(&spec, OffsetDateTime::now_utc())
             })
             .await
-            .map_err(|e| FetchError {
-                message: format!("loading the identity failed: {e}"),
-                permanent: false,
-            })?
-            .map_err(|e| FetchError {
-                message: e.to_string(),
-                permanent: true,
-            })?;
+            .map_err(|e| FetchError::Task(e.to_string()))?
+            .map_err(|e| FetchError::Identity(Arc::new(e)))?;
             let credentials = self
                 .client
                 .create_session(&identity, &self.params)
                 .await
-                .map_err(|e| FetchError {
-                    permanent: !e.is_transient(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| FetchError::CreateSession(Arc::new(e)))?;
             Ok(Fetched {
                 credentials,
                 serial: identity.leaf().serial_decimal().to_owned(),
@@ -449,11 +459,17 @@ mod tests {
         }
     }
 
+    /// A refusal (403) or an outage (503) of the service.
     fn fail(permanent: bool) -> Result<Credentials, FetchError> {
-        Err(FetchError {
-            message: "boom".into(),
-            permanent,
-        })
+        Err(FetchError::CreateSession(Arc::new(
+            crate::rolesanywhere::CreateSessionError::Service {
+                status: if permanent { 403 } else { 503 },
+                error_type: "Boom".into(),
+                message: "boom".into(),
+                request_id: None,
+                attempts: 1,
+            },
+        )))
     }
 
     fn fast() -> Schedule {

@@ -17,9 +17,9 @@ impl StopSignals {
     /// inside a tokio runtime.
     pub fn install() -> crate::error::Result<Self> {
         let install = |kind| {
-            signal(kind).map_err(|e| {
-                crate::error::Error::Other(format!("cannot install the signal handlers: {e}"))
-            })
+            signal(kind).map_err(crate::error::Error::system(
+                "cannot install the signal handlers",
+            ))
         };
         Ok(Self {
             interrupt: install(SignalKind::interrupt())?,

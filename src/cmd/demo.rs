@@ -7,17 +7,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use std::net::{Ipv4Addr, SocketAddr};
-
-use time::OffsetDateTime;
-
-use crate::cli::{CredentialArgs, KeyArgs};
-use crate::config;
+use crate::cli::{CredentialArgs, DemoArgs, KeyArgs, ServeArgs};
+use crate::config::{self, Env, Inputs};
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::error::{Error, Result};
-use crate::pki::{DevPki, KeyType, PkiOptions};
+use crate::pki::{DevPki, PkiOptions};
 use crate::refresh::Schedule;
-use crate::serve::{self, EcsPlan, Endpoint, ListenerPlan, Plan, RolePlan};
+use crate::serve;
 
 const REGION: &str = "us-east-1";
 const TRUST_ANCHOR: &str =
@@ -25,14 +21,6 @@ const TRUST_ANCHOR: &str =
 const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/demo-profile";
 const ROLE: &str = "arn:aws:iam::111122223333:role/demo-role";
 const ROLE_NAME: &str = "demo-role";
-
-/// `demo` flags.
-#[derive(clap::Args, Debug)]
-pub struct DemoArgs {
-    /// Key type of the demo leaf certificate
-    #[arg(long, value_enum, default_value_t = KeyType::P256)]
-    pub key_type: KeyType,
-}
 
 /// A folder removed when dropped, whatever the exit path.
 struct TempFolder(PathBuf);
@@ -46,12 +34,10 @@ impl TempFolder {
         ));
         let mut builder = std::fs::DirBuilder::new();
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&path).map_err(|e| {
-            Error::Other(format!(
-                "cannot create the demo folder {}: {e}",
-                path.display()
-            ))
-        })?;
+        builder.create(&path).map_err(Error::system(format!(
+            "cannot create the demo folder {}",
+            path.display()
+        )))?;
         Ok(Self(path))
     }
 }
@@ -67,7 +53,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
+        .map_err(Error::system("cannot start the async runtime"))?;
     runtime.block_on(demo(args))
 }
 
@@ -75,8 +61,10 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     let mut stop = crate::signals::StopSignals::install()?;
     let folder = TempFolder::create()?;
     let dir = folder.0.as_path();
-    let other =
-        |what: &str, e: &dyn std::fmt::Display| Error::Other(format!("demo: cannot {what}: {e}"));
+    let other = |what: &str, e: &dyn std::fmt::Display| Error::Failed {
+        what: format!("demo: cannot {what}"),
+        source: e.to_string().into(),
+    };
 
     let pki_dir = dir.join("pki");
     let pki = DevPki::generate(&PkiOptions {
@@ -98,52 +86,41 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     std::fs::write(&ca_file, emulator.ca_pem().unwrap_or_default())
         .map_err(|e| other("write the CA file", &e))?;
 
-    // The daemon, configured the way `serve`'s flags would configure it.
-    let args = CredentialArgs {
-        key: KeyArgs {
-            certificate: Some(pki_dir.join("leaf-fullchain.pem").display().to_string()),
-            private_key: Some(pki_dir.join("leaf.key").display().to_string()),
-            ..KeyArgs::default()
-        },
-        trust_anchor_arn: Some(TRUST_ANCHOR.into()),
-        profile_arn: Some(PROFILE.into()),
-        role_arn: Some(ROLE.into()),
-        session_duration: 3600,
-        endpoint: Some(url.clone()),
-        ca_bundle: Some(ca_file.clone()),
-        connect_timeout: 5,
-        timeout: 10,
-        ..CredentialArgs::default()
-    };
+    // The daemon, configured by `serve`'s flags through the one configuration layer, with
+    // an empty environment: the user's AWS_ENDPOINT_URL or AWS_CA_BUNDLE must not send the
+    // demo's requests elsewhere.
     let token_file = dir.join("ecs-token");
-    let plan = Plan {
-        roles: vec![RolePlan {
-            name: ROLE_NAME.into(),
-            settings: config::session_settings(&args, |_| None)?,
-            ecs: Some(EcsPlan {
-                token_file: token_file.clone(),
-                group: None,
-            }),
-        }],
-        listeners: vec![ListenerPlan {
-            endpoint: Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
-            hop_limit: serve::plan::DEFAULT_HOP_LIMIT,
-            imds: Some(0),
-            ecs: vec![0],
-        }],
-        max_connections: serve::plan::DEFAULT_MAX_CONNECTIONS,
-        allowed_hosts: Vec::new(),
-        ops: None,
-        cert_expiry_warning_days: serve::plan::DEFAULT_CERT_EXPIRY_WARNING_DAYS,
+    let args = ServeArgs {
+        credentials: CredentialArgs {
+            key: KeyArgs {
+                certificate: Some(pki_dir.join("leaf-fullchain.pem").display().to_string()),
+                private_key: Some(pki_dir.join("leaf.key").display().to_string()),
+                ..KeyArgs::default()
+            },
+            trust_anchor_arn: Some(TRUST_ANCHOR.into()),
+            profile_arn: Some(PROFILE.into()),
+            role_arn: Some(ROLE.into()),
+            endpoint: Some(url.clone()),
+            ca_bundle: Some(ca_file.clone()),
+            ..CredentialArgs::default()
+        },
+        port: Some(0),
+        ecs_token_file: Some(token_file.clone()),
+        ..ServeArgs::default()
     };
+    let inputs = Inputs {
+        env: Env::empty(),
+        ..Inputs::real()
+    };
+    let plan = config::serve_plan(&args, &inputs, &[])?;
     let running = serve::start(plan, Schedule::default(), Vec::new()).await?;
     running.ready().await?;
-    let served = running.listeners[0].url();
-    let first = running.roles[0]
+    let served = running.listeners()[0].url();
+    let first = running.roles()[0]
         .0
         .state()
         .handle
-        .current(OffsetDateTime::now_utc())
+        .current(inputs.clock.now())
         .map_err(|e| other("get the first credentials", &e))?;
 
     let aws_config = dir.join("aws-config");
@@ -223,8 +200,8 @@ async fn demo(args: &DemoArgs) -> Result<()> {
 
 /// The AWS config file: one `demo` profile running this binary as `credential_process`.
 fn profile(pki: &Path, url: &str) -> Result<String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Other(format!("demo: cannot find this program's path: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(Error::system("demo: cannot find this program's path"))?;
     Ok(format!(
         "[profile demo]\nregion = {REGION}\ncredential_process = {} credential-process --certificate {} --private-key {} --trust-anchor-arn {TRUST_ANCHOR} --profile-arn {PROFILE} --role-arn {ROLE} --endpoint {url}\n",
         exe.display(),

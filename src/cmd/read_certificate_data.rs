@@ -1,15 +1,15 @@
 //! `read-certificate-data`: the certificate facts the signing protocol uses, as the
 //! official helper prints them.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::cli::ReadCertificateDataArgs;
-use crate::config;
+use crate::config::identity::CertificateSource;
+use crate::config::{self, Inputs};
 use crate::error::{Error, Result};
 use crate::identity::Certificate;
 use crate::identity::file::{self, Role};
+use crate::pkcs11::TokenSpec;
 
 /// The official helper's `CertificateData`, field order included.
 #[derive(Serialize)]
@@ -36,31 +36,23 @@ impl CertificateData {
     }
 }
 
-pub fn run(args: &ReadCertificateDataArgs) -> Result<()> {
-    if args.cert_selector.is_some() || args.system_store_name.is_some() {
-        return Err(config::store_unavailable());
-    }
-    let Some(path) = &args.certificate else {
-        return Err(Error::Usage(
-            "give --certificate FILE; operating-system certificate stores are not available on Linux".into(),
-        ));
+pub fn run(args: &ReadCertificateDataArgs, inputs: &Inputs) -> Result<()> {
+    let path = match config::identity::certificate_source(args, inputs)? {
+        CertificateSource::Token(token) => return list_token_certificates(&token),
+        CertificateSource::File(path) => path,
     };
-    if path.starts_with("pkcs11:") {
-        return list_token_certificates(args, path);
-    }
-    let path = Path::new(path);
-    let bytes = file::read(Role::Certificate, path)?;
-    let Some(certs) = file::certificates(Role::Certificate, path, &bytes)? else {
+    let bytes = file::read(Role::Certificate, &path)?;
+    let Some(certs) = file::certificates(Role::Certificate, &path, &bytes)? else {
         return Err(crate::identity::file::file_error(
             Role::Certificate,
-            path,
+            &path,
             "holds no certificate",
             "give a PEM or DER X.509 certificate (PKCS#12 files are not read by this command)",
         )
         .into());
     };
     let data = CertificateData::of(&certs[0]);
-    let json = serde_json::to_vec(&data).map_err(|e| Error::Other(e.to_string()))?;
+    let json = serde_json::to_vec(&data).map_err(Error::failed("cannot render the JSON"))?;
     super::print(&json)
 }
 
@@ -68,17 +60,7 @@ pub fn run(args: &ReadCertificateDataArgs) -> Result<()> {
 /// `Matching identities` header, then per certificate its SHA-1 fingerprint, subject and
 /// issuer as Go prints them, serial in upper-case hex and a URI that names it, each block
 /// ended by a blank line; or `No matching identities`.
-fn list_token_certificates(args: &ReadCertificateDataArgs, uri: &str) -> Result<()> {
-    let key = crate::cli::KeyArgs {
-        certificate: Some(uri.to_owned()),
-        pkcs11_lib: args.pkcs11_lib.clone(),
-        pkcs11_pin_file: args.pkcs11_pin_file.clone(),
-        ..crate::cli::KeyArgs::default()
-    };
-    let spec = config::identity_spec(&key)?;
-    let Some(token) = &spec.token else {
-        return Err(Error::Usage(format!("{uri} is not a pkcs11: URI")));
-    };
+fn list_token_certificates(token: &TokenSpec) -> Result<()> {
     let listed = crate::pkcs11::token::list(token)?;
     let mut out = String::new();
     if listed.is_empty() {

@@ -9,99 +9,147 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
 
 use crate::cli::ServeArgs;
+use crate::config::{self, Inputs, Plan};
 use crate::error::{Error, Result};
 use crate::refresh::Schedule;
 use crate::serve::{self, Running};
 use crate::signals::StopSignals;
-use crate::systemd;
+use crate::systemd::{self, Activated};
 
 /// How long requests under way may take to finish after SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
 /// How often certificate expiry is checked.
 const CERT_CHECK: Duration = Duration::from_secs(24 * 3600);
+/// How often the status is told to systemd while roles wait for their first credentials.
+const STARTING_STATUS: Duration = Duration::from_secs(1);
 
-pub fn run(args: &ServeArgs) -> Result<()> {
-    let activated =
-        systemd::activated().map_err(|e| Error::Other(format!("socket activation: {e}")))?;
+pub fn run(args: &ServeArgs, inputs: &Inputs) -> Result<()> {
+    let activated = systemd::activated().map_err(Error::system("socket activation"))?;
     let names: Vec<String> = activated.iter().map(|a| a.name.clone()).collect();
-    let mut plan = serve::plan::from_args(args, |k| std::env::var(k).ok(), &names)?;
+    let plan = plan(args, inputs, &names)?;
+    let runtime = super::runtime()?;
+    let result = runtime.block_on(serve(args, inputs, names, plan, activated));
+    // A key read or a signature still under way on the blocking pool (a hung network file
+    // system, a smart card that does not answer) must not hold up the exit.
+    runtime.shutdown_timeout(super::BLOCKING_GRACE);
+    result
+}
+
+/// The plan of the flags and config file, fitted to this process's open-file limit.
+fn plan(args: &ServeArgs, inputs: &Inputs, names: &[String]) -> Result<Plan> {
+    let mut plan = config::serve_plan(args, inputs, names)?;
     plan.max_connections = fit_open_file_limit(plan.max_connections);
     for role in &plan.roles {
         if role.settings.client.insecure_skip_verify {
             tracing::warn!(role = %role.name, "--no-verify-ssl: the endpoint's TLS certificate is not verified");
         }
     }
-    let warning_days = plan.cert_expiry_warning_days;
-    // One async thread for every listener and refresh: an answer costs microseconds, so a
-    // second thread adds no capacity a host needs, only hand-offs between threads (a wider
-    // latency tail) and a second stack and malloc arena (resident size). Whatever may take
-    // longer (loading and signing with the key, file writes) runs on the blocking pool.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        let mut stop = StopSignals::install()?;
-        let mut hangup = signal(SignalKind::hangup())
-            .map_err(|e| Error::Other(format!("cannot install the SIGHUP handler: {e}")))?;
-        let running = Arc::new(serve::start(plan, Schedule::default(), activated).await?);
-        tokio::select! {
-            ready = running.ready() => ready?,
-            () = stop.recv() => {
-                running.shutdown(GRACE).await;
-                return Ok(());
-            }
-        }
-        announce(&running);
-        notify(&format!("READY=1\nSTATUS={}", running.status()));
+    Ok(plan)
+}
 
-        let watchdog = systemd::watchdog_interval();
-        let mut ping = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
-        let mut cert_check = tokio::time::interval(CERT_CHECK);
-        let mut reload: Option<tokio::task::JoinHandle<()>> = None;
-        loop {
-            tokio::select! {
-                () = stop.recv() => break,
-                _ = hangup.recv() => {
-                    if reload.as_ref().is_some_and(|r| !r.is_finished()) {
-                        tracing::warn!("SIGHUP: a reload is already under way");
-                        continue;
-                    }
-                    reload = Some(tokio::spawn(reload_roles(args.clone(), names.clone(), running.clone())));
+async fn serve(
+    args: &ServeArgs,
+    inputs: &Inputs,
+    names: Vec<String>,
+    plan: Plan,
+    activated: Vec<Activated>,
+) -> Result<()> {
+    let mut stop = StopSignals::install()?;
+    let mut hangup =
+        signal(SignalKind::hangup()).map_err(Error::system("cannot install the SIGHUP handler"))?;
+    let running = Arc::new(serve::start(plan, Schedule::default(), activated).await?);
+    if !wait_ready(&running, &mut stop).await? {
+        running.shutdown(GRACE).await;
+        return Ok(());
+    }
+    announce(&running);
+    notify(&format!("READY=1\nSTATUS={}", running.status()));
+
+    let watchdog = systemd::watchdog_interval();
+    let mut ping = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |w| w / 2));
+    let mut cert_check = tokio::time::interval(CERT_CHECK);
+    // One reload at a time; SIGHUPs meanwhile make one more afterwards, so that the last
+    // edit of the file always takes effect.
+    let mut reload: Option<JoinHandle<()>> = None;
+    let mut again = false;
+    let start_reload = || {
+        tokio::spawn(reload_plan(
+            args.clone(),
+            inputs.clone(),
+            names.clone(),
+            running.clone(),
+        ))
+    };
+    loop {
+        tokio::select! {
+            () = stop.recv() => break,
+            _ = hangup.recv() => {
+                if reload.is_some() {
+                    again = true;
+                } else {
+                    reload = Some(start_reload());
                 }
-                _ = ping.tick(), if watchdog.is_some() => {
-                    // A refresher that died would leave the daemon serving errors forever:
-                    // stop pinging, and systemd restarts the service.
-                    if running.alive() {
-                        notify(&format!("WATCHDOG=1\nSTATUS={}", running.status()));
-                    } else {
-                        tracing::error!("a refresher has stopped; withholding the watchdog ping");
-                    }
+            }
+            _ = async { reload.as_mut().expect("guarded").await }, if reload.is_some() => {
+                reload = again.then(start_reload);
+                again = false;
+            }
+            _ = ping.tick(), if watchdog.is_some() => {
+                // A refresher that died would leave the daemon serving errors forever:
+                // stop pinging, and systemd restarts the service.
+                if running.alive() {
+                    notify(&format!("WATCHDOG=1\nSTATUS={}", running.status()));
+                } else {
+                    tracing::error!("a refresher has stopped; withholding the watchdog ping");
                 }
-                _ = cert_check.tick() => warn_on_certificate_expiry(&running, warning_days),
+            }
+            _ = cert_check.tick() => warn_on_certificate_expiry(&running),
+        }
+    }
+    notify("STOPPING=1");
+    tracing::info!("stopping: finishing requests under way");
+    if let Some(task) = reload {
+        task.abort();
+    }
+    running.shutdown(GRACE).await;
+    Ok(())
+}
+
+/// Waits for every role's first credentials, telling systemd how the roles are doing
+/// meanwhile (a key file that is not there yet, a token not plugged in: retried with
+/// backoff). False if a stop signal came first.
+async fn wait_ready(running: &Running, stop: &mut StopSignals) -> Result<bool> {
+    let ready = running.ready();
+    tokio::pin!(ready);
+    let mut status = tokio::time::interval(STARTING_STATUS);
+    let mut told = String::new();
+    loop {
+        tokio::select! {
+            result = &mut ready => return result.map(|()| true),
+            () = stop.recv() => return Ok(false),
+            _ = status.tick() => {
+                let now = format!("starting: {}", running.status());
+                if now != told {
+                    notify(&format!("STATUS={now}"));
+                    told = now;
+                }
             }
         }
-        notify("STOPPING=1");
-        tracing::info!("stopping: finishing requests under way");
-        if let Some(task) = reload {
-            task.abort();
-        }
-        running.shutdown(GRACE).await;
-        Ok(())
-    })
+    }
 }
 
 /// The official helper's startup lines, then this daemon's own.
 fn announce(running: &Running) {
-    for listener in &running.listeners {
+    for listener in running.listeners() {
         match listener.tcp {
             Some(addr) => eprintln!("Local server started on port: {}", addr.port()),
             None => eprintln!("Local server started on {}", listener.url()),
         }
     }
-    if let Some(ops) = &running.ops {
+    if let Some(ops) = running.ops() {
         eprintln!("Health and metrics: {0}/healthz and {0}/metrics", ops.url());
     }
     eprint!(
@@ -110,29 +158,34 @@ fn announce(running: &Running) {
     );
     eprintln!(
         "serving credentials for {} role(s); stop with Ctrl-C or SIGTERM, reload with SIGHUP",
-        running.roles.len()
+        running.roles().len()
     );
 }
 
-/// SIGHUP: read the flags' files and the config file again and swap each role over once
-/// its new settings have produced credentials.
-async fn reload_roles(args: ServeArgs, names: Vec<String>, running: Arc<Running>) {
+/// SIGHUP: read the flags' files and the config file again, and apply the new plan as a
+/// whole; a plan that does not validate is refused with one line, and nothing changes.
+async fn reload_plan(args: ServeArgs, inputs: Inputs, names: Vec<String>, running: Arc<Running>) {
     notify("RELOADING=1");
     tracing::info!("SIGHUP: reloading");
-    match serve::plan::from_args(&args, |k| std::env::var(k).ok(), &names) {
-        Ok(plan) => {
-            for problem in running.reload(plan).await {
+    let applied = match plan(&args, &inputs, &names) {
+        Ok(plan) => running.reload(plan).await,
+        Err(e) => Err(e),
+    };
+    match applied {
+        Ok(problems) => {
+            for problem in problems {
                 tracing::warn!("reload: {problem}");
             }
         }
-        Err(e) => tracing::error!("reload failed, nothing changed: {e}"),
+        Err(e) => tracing::error!("reload refused, nothing changed: {e}"),
     }
     notify(&format!("READY=1\nSTATUS={}", running.status()));
 }
 
-fn warn_on_certificate_expiry(running: &Running, days: u32) {
+fn warn_on_certificate_expiry(running: &Running) {
+    let days = running.cert_expiry_warning_days();
     let now = time::OffsetDateTime::now_utc();
-    for (role, _) in &running.roles {
+    for (role, _) in running.roles() {
         let left = role.state().handle.stats().certificate_seconds_left(now);
         if let Some(left) = left.filter(|l| *l < i64::from(days) * 86_400) {
             tracing::warn!(

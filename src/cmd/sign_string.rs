@@ -2,10 +2,9 @@
 //! way it is stored) can be checked without any network call.
 
 use sha2::{Digest as _, Sha256};
-use time::OffsetDateTime;
 
 use crate::cli::{DigestArg, FormatArg, SignStringArgs};
-use crate::config;
+use crate::config::{self, Inputs};
 use crate::error::Result;
 use crate::identity::{Digest, Identity, PublicKey, Signer};
 
@@ -24,10 +23,10 @@ pub fn fixed_string(public: &PublicKey) -> Vec<u8> {
     out
 }
 
-pub fn run(args: &SignStringArgs) -> Result<()> {
-    let mut spec = config::identity_spec(&args.key)?;
+pub fn run(args: &SignStringArgs, inputs: &Inputs) -> Result<()> {
+    let mut spec = config::from_key_flags(&args.key, inputs)?;
     spec.allow_prompt();
-    let now = OffsetDateTime::now_utc();
+    let now = inputs.clock.now();
     // With a certificate, the whole identity is loaded and checked (key match, validity);
     // with a key alone, as upstream allows, only the key is read (a token key's public
     // half then comes from a certificate or public-key object on the token).

@@ -10,85 +10,41 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use time::OffsetDateTime;
-
 use crate::cli::UpdateArgs;
-use crate::config::{self, SessionSettings};
+use crate::config::{self, Clock, Inputs, SessionSettings, UpdatePlan};
 use crate::credentials::Credentials;
 use crate::credfile::{self, ProfileKeys};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, rfc3339};
 use crate::refresh::{self, Schedule, SessionSource};
 use crate::rolesanywhere::Client;
-use crate::serve::plan;
 use crate::signals::StopSignals;
 
 /// How long to wait before writing again after a failed write (a full disk, a folder made
 /// read-only), if no newer credentials arrive first.
 const WRITE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub fn run(args: &UpdateArgs) -> Result<()> {
-    let env = |k: &str| std::env::var(k).ok();
-    let file = credfile::default_path(env).map_err(Error::Usage)?;
-    let roles = roles(args, env)?;
+pub fn run(args: &UpdateArgs, inputs: &Inputs) -> Result<()> {
+    let UpdatePlan { file, roles } = config::update_plan(args, inputs)?;
     // One async thread, as in `serve`: the refresh engine loads and signs with the key on
     // the blocking pool, and the file is written there too.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    if args.once {
-        runtime.block_on(once(&file, roles))
+    let runtime = super::runtime()?;
+    let result = if args.once {
+        runtime.block_on(once(&file, roles, inputs.clock))
     } else {
         runtime.block_on(keep_fresh(file, roles))
-    }
-}
-
-/// The (profile, settings) pairs to write, from the flags or the config file.
-fn roles(
-    args: &UpdateArgs,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<(String, SessionSettings)>> {
-    let roles = match &args.config {
-        Some(path) => {
-            plan::refuse_flags_beside_config(
-                &args.credentials,
-                &[("--profile", args.profile.is_some())],
-            )?;
-            plan::update_roles(path, &args.credentials, env)?
-        }
-        None => vec![(
-            args.profile.clone().unwrap_or_else(|| "default".into()),
-            config::session_settings(&args.credentials, env)?,
-        )],
     };
-    for (profile, _) in &roles {
-        check_profile_name(profile)?;
-    }
-    Ok(roles)
+    // Not waiting for a read or write still under way on the blocking pool: a stop must
+    // not hang on a slow file system.
+    runtime.shutdown_timeout(super::BLOCKING_GRACE);
+    result
 }
 
-/// A name that can stand between `[` and `]` on one line and be read back the same.
-fn check_profile_name(name: &str) -> Result<()> {
-    let valid =
-        !name.is_empty() && name.trim() == name && !name.contains(['[', ']', '\n', '\r', '#', ';']);
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "profile name {name:?} cannot be written as a credentials-file section; use letters, digits and -_."
-        )))
-    }
-}
-
-async fn once(file: &Path, roles: Vec<(String, SessionSettings)>) -> Result<()> {
+async fn once(file: &Path, roles: Vec<(String, SessionSettings)>, clock: Clock) -> Result<()> {
     for (profile, settings) in roles {
-        let identity = Identity::load(&settings.identity, OffsetDateTime::now_utc())?;
-        let client = Client::new(settings.client).map_err(|e| Error::Usage(e.to_string()))?;
-        let credentials = client
-            .create_session(&identity, &settings.params)
-            .await
-            .map_err(|e| Error::Other(e.to_string()))?;
+        let identity = Identity::load(&settings.identity, clock.now())?;
+        let client = Client::new(settings.client)?;
+        let credentials = client.create_session(&identity, &settings.params).await?;
         write(file.to_path_buf(), profile, Arc::new(credentials)).await?;
     }
     Ok(())
@@ -98,7 +54,7 @@ async fn keep_fresh(file: PathBuf, roles: Vec<(String, SessionSettings)>) -> Res
     let mut stop = StopSignals::install()?;
     let mut writers = tokio::task::JoinSet::new();
     for (profile, settings) in roles {
-        let client = Client::new(settings.client).map_err(|e| Error::Usage(e.to_string()))?;
+        let client = Client::new(settings.client)?;
         let source = Arc::new(SessionSource {
             identity: settings.identity,
             params: settings.params,
@@ -112,7 +68,7 @@ async fn keep_fresh(file: PathBuf, roles: Vec<(String, SessionSettings)>) -> Res
         // A writer ends only when its role cannot get credentials at all.
         Some(ended) = writers.join_next() => match ended {
             Ok(result) => result,
-            Err(e) => Err(Error::Other(format!("a writer task failed: {e}"))),
+            Err(e) => Err(Error::failed("a writer task failed")(e)),
         },
     }
 }
@@ -121,10 +77,14 @@ async fn keep_fresh(file: PathBuf, roles: Vec<(String, SessionSettings)>) -> Res
 async fn writer(file: PathBuf, profile: String, mut handle: refresh::Handle) -> Result<()> {
     let mut last: Option<Arc<Credentials>> = None;
     loop {
-        let credentials = handle
-            .newer_than(last.as_ref())
-            .await
-            .map_err(|e| Error::Other(format!("profile {profile}: {e}")))?;
+        let credentials =
+            handle
+                .newer_than(last.as_ref())
+                .await
+                .map_err(|source| Error::Credentials {
+                    context: format!("profile {profile}"),
+                    source,
+                })?;
         while let Err(e) = write(file.clone(), profile.clone(), credentials.clone()).await {
             tracing::error!(profile = %profile, error = %e, "cannot write the credentials file; retrying");
             tokio::time::sleep(WRITE_RETRY).await;
@@ -147,8 +107,8 @@ async fn write(file: PathBuf, profile: String, credentials: Arc<Credentials>) ->
         credfile::update_profile(&file, &name, &keys)
     })
     .await
-    .map_err(|e| Error::Other(format!("the write task failed: {e}")))?
-    .map_err(|e| Error::Other(format!("cannot update {shown}: {e}")))?;
+    .map_err(Error::failed("the write task failed"))?
+    .map_err(Error::system(format!("cannot update {shown}")))?;
     tracing::info!(profile = %profile, file = %shown, expires = %expires, "credentials file updated");
     Ok(())
 }

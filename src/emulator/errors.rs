@@ -177,9 +177,3 @@ pub enum EmulatorError {
     #[error("emulator TLS: {0}")]
     Tls(String),
 }
-
-impl From<EmulatorError> for crate::error::Error {
-    fn from(e: EmulatorError) -> Self {
-        Self::Other(e.to_string())
-    }
-}

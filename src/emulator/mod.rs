@@ -299,7 +299,9 @@ pub fn run(args: &EmulateArgs) -> crate::error::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| crate::error::Error::Other(format!("cannot start the async runtime: {e}")))?;
+        .map_err(crate::error::Error::system(
+            "cannot start the async runtime",
+        ))?;
     runtime.block_on(async {
         let mut stop = crate::signals::StopSignals::install()?;
         let emulator = Emulator::start(config).await?;

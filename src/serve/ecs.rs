@@ -14,9 +14,9 @@ use base64::Engine as _;
 use hyper::http::{Method, StatusCode};
 use subtle::ConstantTimeEq as _;
 
-use super::ServedRole;
 use super::asked::Asked;
 use super::http::{Reply, unavailable};
+use super::role::ServedRole;
 use crate::secret::Secret;
 
 /// The path prefix of the per-role endpoints.
@@ -100,32 +100,6 @@ pub fn write_token_file(path: &Path, token: &Secret, group: Option<u32>) -> std:
     result
 }
 
-/// A group given by name or number, as the token file's group.
-pub fn resolve_group(group: &str) -> Result<u32, String> {
-    if let Ok(gid) = group.parse::<u32>() {
-        return Ok(gid);
-    }
-    let name = std::ffi::CString::new(group).map_err(|_| format!("bad group name {group:?}"))?;
-    let mut entry: libc::group = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call; getgrnam_r writes only into `entry` and
-    // `buf` (whose length is passed) and sets `found` to `&entry` or null.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            name.as_ptr(),
-            &mut entry,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return Err(format!("no group named {group:?} on this system"));
-    }
-    Ok(entry.gr_gid)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,12 +134,5 @@ mod tests {
         let meta = fs::metadata(&path).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o640);
         assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), gid);
-    }
-
-    #[test]
-    fn groups_resolve_by_name_and_number() {
-        assert_eq!(resolve_group("0"), Ok(0));
-        assert_eq!(resolve_group("root"), Ok(0));
-        assert!(resolve_group("no-such-group-here").is_err());
     }
 }

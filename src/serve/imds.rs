@@ -15,10 +15,10 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use hyper::http::{HeaderValue, Method, StatusCode};
 
-use super::ServedRole;
 use super::asked::{Asked, TTL_HEADER};
 use super::http::{Reply, unavailable};
 use super::metrics::Route;
+use super::role::ServedRole;
 
 /// EC2's bounds on a token's lifetime, in seconds.
 pub const MAX_TTL: u64 = 21600;

@@ -13,12 +13,14 @@ use time::OffsetDateTime;
 
 use super::http::{Reply, Routes};
 use super::metrics::{Metrics, label};
-use super::{ServedRole, Site};
+use super::role::ServedRole;
+use super::site::{Site, Swappable};
 
+/// The ops routes over what is served now; a reload builds new ones.
 pub struct Ops {
-    pub roles: Vec<Arc<ServedRole>>,
-    pub sites: Vec<Arc<Site>>,
-    pub metrics: Arc<Metrics>,
+    roles: Vec<Arc<ServedRole>>,
+    sites: Vec<Arc<Swappable<Site>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Routes for Ops {
@@ -44,6 +46,18 @@ impl Routes for Ops {
 }
 
 impl Ops {
+    pub(super) fn new(
+        roles: Vec<Arc<ServedRole>>,
+        sites: Vec<Arc<Swappable<Site>>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            roles,
+            sites,
+            metrics,
+        }
+    }
+
     /// 200 when every role holds credentials worth handing out, else 503; one line per
     /// role either way.
     fn health(&self, now: OffsetDateTime) -> Reply {
@@ -120,7 +134,7 @@ impl Ops {
         }
         out.push_str("# HELP rolesanywhere_imds_tokens Live IMDS session tokens.\n");
         out.push_str("# TYPE rolesanywhere_imds_tokens gauge\n");
-        let tokens: usize = self.sites.iter().map(|s| s.tokens.len()).sum();
+        let tokens: usize = self.sites.iter().map(|s| s.current().live_tokens()).sum();
         let _ = writeln!(out, "rolesanywhere_imds_tokens {tokens}");
         self.metrics.render_requests(&mut out);
         out

@@ -1,0 +1,167 @@
+//! A role's CreateSession settings, validated: the ARNs and their regions, the duration
+//! and session name, the endpoint and how to reach it. Every check here runs before any
+//! key is read or any request is sent.
+
+use std::time::Duration;
+
+use super::identity::identity_spec;
+use super::inputs::Inputs;
+use super::origin::{ConfigError, Origin, Sourced};
+use super::role::RoleSources;
+use crate::arn::Arn;
+use crate::endpoint;
+use crate::identity::IdentitySpec;
+use crate::rolesanywhere::{ClientConfig, SessionParams};
+
+/// The service's bounds on `durationSeconds`.
+pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43200;
+/// The official helper's session duration.
+pub const DEFAULT_DURATION: i64 = 3600;
+/// Seconds to wait for a connection, unless configured.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
+/// Seconds one attempt may take, unless configured.
+pub const DEFAULT_TIMEOUT: u64 = 10;
+
+/// Everything a CreateSession call needs, validated.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub identity: IdentitySpec,
+    pub params: SessionParams,
+    pub client: ClientConfig,
+    /// Where the endpoint came from, for `--debug`.
+    pub endpoint_source: Origin,
+}
+
+impl SessionSettings {
+    /// The last component of the role ARN: the name IMDS lists and, without a config
+    /// file, the ECS path uses.
+    pub fn role_name(&self) -> String {
+        let arn = &self.params.role_arn;
+        arn.rsplit('/').next().unwrap_or(arn).to_owned()
+    }
+}
+
+/// Validates one role's settings.
+pub fn session_settings(
+    role: &RoleSources,
+    inputs: &Inputs,
+) -> Result<SessionSettings, ConfigError> {
+    let trust_anchor = required_arn(
+        role,
+        &role.trust_anchor_arn,
+        ("--trust-anchor-arn", "trust_anchor_arn"),
+        "rolesanywhere",
+        "trust-anchor/",
+    )?;
+    let profile = required_arn(
+        role,
+        &role.profile_arn,
+        ("--profile-arn", "profile_arn"),
+        "rolesanywhere",
+        "profile/",
+    )?;
+    let role_arn = required_arn(
+        role,
+        &role.role_arn,
+        ("--role-arn", "role_arn"),
+        "iam",
+        "role/",
+    )?;
+    if trust_anchor.value.region != profile.value.region {
+        return Err(profile.error(format!(
+            "{}: trust anchor and profile regions don't match ({} and {}); use the profile of the trust anchor's region",
+            profile.value, trust_anchor.value.region, profile.value.region
+        )));
+    }
+    let region = role
+        .region
+        .as_ref()
+        .map(|r| r.value.clone())
+        .unwrap_or_else(|| trust_anchor.value.region.clone());
+    if region.is_empty() {
+        return Err(trust_anchor.error("names no region; give --region"));
+    }
+    let duration = role
+        .session_duration
+        .clone()
+        .unwrap_or_else(|| Sourced::new(DEFAULT_DURATION, Origin::Default("the session duration")));
+    if !DURATION_RANGE.contains(&duration.value) {
+        return Err(duration.error(format!(
+            "{} is out of range; the service accepts 900 to 43200 seconds (15 minutes to 12 hours)",
+            duration.value
+        )));
+    }
+    if let Some(name) = &role.role_session_name {
+        let valid = (2..=64).contains(&name.value.len())
+            && name
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+        if !valid {
+            return Err(name.error(format!(
+                "{:?} is not a valid session name; use 2 to 64 characters from letters, digits and _+=,.@-",
+                name.value
+            )));
+        }
+    }
+    let fips = role.use_fips_endpoint.as_ref().is_some_and(|f| f.value);
+    let (url, endpoint_source) = match &role.endpoint {
+        Some(given) => (given.value.clone(), given.origin.clone()),
+        None => (
+            endpoint::default_url(&region, fips),
+            Origin::Default("the region's default endpoint"),
+        ),
+    };
+    let identity = identity_spec(role, inputs)?;
+    let mut client = ClientConfig::new(url);
+    client.ca_bundle = role.ca_bundle.as_ref().map(|s| s.value.clone());
+    client.insecure_skip_verify = role.no_verify_ssl;
+    let seconds = |value: &Option<Sourced<u64>>, default: u64| {
+        Duration::from_secs(value.as_ref().map_or(default, |s| s.value).max(1))
+    };
+    client.connect_timeout = seconds(&role.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+    client.attempt_timeout = seconds(&role.timeout, DEFAULT_TIMEOUT);
+    Ok(SessionSettings {
+        identity,
+        params: SessionParams {
+            trust_anchor_arn: trust_anchor.value.to_string(),
+            profile_arn: profile.value.to_string(),
+            role_arn: role_arn.value.to_string(),
+            duration_seconds: u32::try_from(duration.value).unwrap_or(3600),
+            role_session_name: role.role_session_name.as_ref().map(|s| s.value.clone()),
+            region,
+        },
+        client,
+        endpoint_source,
+    })
+}
+
+fn required_arn(
+    role: &RoleSources,
+    value: &Option<Sourced<String>>,
+    (flag, key): (&'static str, &str),
+    service: &str,
+    resource_prefix: &str,
+) -> Result<Sourced<Arn>, ConfigError> {
+    let Some(given) = value.as_ref().filter(|v| !v.value.is_empty()) else {
+        return Err(ConfigError::at(
+            role.absent(flag, key),
+            "is required; give the ARN",
+        ));
+    };
+    let arn: Arn = given
+        .value
+        .parse()
+        .map_err(|e| given.error(format!("{:?} is not an ARN: {e}", given.value)))?;
+    if arn.service != service
+        || !arn.resource.starts_with(resource_prefix)
+        || arn.resource.len() == resource_prefix.len()
+    {
+        return Err(given.error(format!(
+            "{:?} is not a {service} {} ARN (arn:PARTITION:{service}:REGION:ACCOUNT:{resource_prefix}ID)",
+            given.value,
+            resource_prefix.trim_end_matches('/')
+        )));
+    }
+    Ok(Sourced::new(arn, given.origin.clone()))
+}

@@ -1,0 +1,380 @@
+//! The configuration layer's rule, table-driven: for every setting that has a flag, a
+//! variable or a file key, every combination of them yields the first of command line,
+//! environment, file, default; and the plans and errors the commands get.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Parser as _;
+
+use super::*;
+use crate::cli::{Cli, Command, ServeArgs};
+
+const TA: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/a";
+const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/p";
+
+fn serve_args(flags: &[&str]) -> ServeArgs {
+    let argv = ["rolesanywhere-helper", "serve"].iter().chain(flags);
+    match Cli::try_parse_from(argv).expect("flags parse").command {
+        Command::Serve(args) => *args,
+        _ => unreachable!(),
+    }
+}
+
+/// The usual role's keys, then `extra`.
+fn role(name: &str, extra: &str) -> String {
+    format!(
+        "[[role]]\nname = \"{name}\"\ncertificate = \"c\"\nprivate_key = \"k\"\ntrust_anchor_arn = \"{TA}\"\nprofile_arn = \"{PROFILE}\"\nrole_arn = \"arn:aws:iam::111122223333:role/{name}\"\n{extra}\n"
+    )
+}
+
+/// Inputs with `env` and a file system holding `t.toml` (and a password file).
+fn inputs(env: &[(&str, &str)], config: &str) -> Inputs {
+    let files: HashMap<PathBuf, Vec<u8>> = [
+        (PathBuf::from("t.toml"), config.as_bytes().to_vec()),
+        (PathBuf::from("pw.txt"), b"from-file\n".to_vec()),
+    ]
+    .into_iter()
+    .collect();
+    Inputs {
+        env: Env::fixed(env.iter().copied()),
+        fs: Fs::Fake(files),
+        clock: Clock::System,
+    }
+}
+
+fn plan(
+    flags: &[&str],
+    env: &[(&str, &str)],
+    top: &str,
+    role_keys: &str,
+) -> Result<Plan, ConfigError> {
+    let text = format!(
+        "{top}\n{}",
+        role("app", &format!("imds = \"127.0.0.1:9912\"\n{role_keys}"))
+    );
+    let mut all = vec!["--config", "t.toml"];
+    all.extend_from_slice(flags);
+    serve_plan(&serve_args(&all), &inputs(env, &text), &[])
+}
+
+/// One setting: how each source gives it, and how the plan shows it.
+struct Setting {
+    name: &'static str,
+    flag: &'static [&'static str],
+    env: Option<(&'static str, &'static str)>,
+    /// A top-level line, or (if `in_role`) a key of the role.
+    file: &'static str,
+    in_role: bool,
+    read: fn(&Plan) -> String,
+    /// What each source yields in the plan, and the default.
+    from_flag: &'static str,
+    from_env: &'static str,
+    from_file: &'static str,
+    default: &'static str,
+}
+
+fn settings() -> Vec<Setting> {
+    vec![
+        Setting {
+            name: "session duration",
+            flag: &["--session-duration", "1000"],
+            env: None,
+            file: "session_duration = 2000",
+            in_role: true,
+            read: |p| p.roles[0].settings.params.duration_seconds.to_string(),
+            from_flag: "1000",
+            from_env: "",
+            from_file: "2000",
+            default: "3600",
+        },
+        Setting {
+            name: "region",
+            flag: &["--region", "eu-west-1"],
+            env: None,
+            file: "region = \"eu-west-2\"",
+            in_role: true,
+            read: |p| p.roles[0].settings.params.region.clone(),
+            from_flag: "eu-west-1",
+            from_env: "",
+            from_file: "eu-west-2",
+            default: "us-east-1",
+        },
+        Setting {
+            name: "endpoint",
+            flag: &["--endpoint", "https://flag"],
+            env: Some(("AWS_ENDPOINT_URL", "https://env")),
+            file: "endpoint = \"https://file\"",
+            in_role: true,
+            read: |p| p.roles[0].settings.client.endpoint.clone(),
+            from_flag: "https://flag",
+            from_env: "https://env",
+            from_file: "https://file",
+            default: "https://rolesanywhere.us-east-1.amazonaws.com",
+        },
+        Setting {
+            name: "CA bundle",
+            flag: &["--ca-bundle", "/flag.pem"],
+            env: Some(("AWS_CA_BUNDLE", "/env.pem")),
+            file: "ca_bundle = \"/file.pem\"",
+            in_role: true,
+            read: |p| format!("{:?}", p.roles[0].settings.client.ca_bundle),
+            from_flag: "Some(\"/flag.pem\")",
+            from_env: "Some(\"/env.pem\")",
+            from_file: "Some(\"/file.pem\")",
+            default: "None",
+        },
+        Setting {
+            name: "key password",
+            flag: &[],
+            env: Some(("ROLESANYWHERE_PKCS8_PASSWORD", "from-env")),
+            file: "pkcs8_password_file = \"pw.txt\"",
+            in_role: true,
+            read: |p| {
+                let password = p.roles[0].settings.identity.password.as_ref();
+                password.map_or("none", |s| s.expose()).to_owned()
+            },
+            from_flag: "",
+            from_env: "from-env",
+            from_file: "from-file",
+            default: "none",
+        },
+        Setting {
+            name: "hop limit",
+            flag: &["--hop-limit", "2"],
+            env: None,
+            file: "hop_limit = 3",
+            in_role: false,
+            read: |p| p.listeners[0].hop_limit.to_string(),
+            from_flag: "2",
+            from_env: "",
+            from_file: "3",
+            default: "64",
+        },
+        Setting {
+            name: "max connections",
+            flag: &["--max-connections", "10"],
+            env: None,
+            file: "max_connections = 20",
+            in_role: false,
+            read: |p| p.max_connections.to_string(),
+            from_flag: "10",
+            from_env: "",
+            from_file: "20",
+            default: "4096",
+        },
+        Setting {
+            name: "ops listener",
+            flag: &["--ops-listen", "127.0.0.1:1"],
+            env: None,
+            file: "ops = \"127.0.0.1:2\"",
+            in_role: false,
+            read: |p| format!("{:?}", p.ops.as_ref().map(|o| o.to_string())),
+            from_flag: "Some(\"127.0.0.1:1\")",
+            from_env: "",
+            from_file: "Some(\"127.0.0.1:2\")",
+            default: "None",
+        },
+        Setting {
+            name: "allowed hosts",
+            flag: &["--allow-host", "flag.internal"],
+            env: None,
+            file: "allowed_hosts = [\"file.internal\"]",
+            in_role: false,
+            read: |p| p.allowed_hosts.join(","),
+            from_flag: "flag.internal",
+            from_env: "",
+            from_file: "file.internal",
+            default: "",
+        },
+        Setting {
+            name: "certificate expiry warning",
+            flag: &["--cert-expiry-warning-days", "7"],
+            env: None,
+            file: "cert_expiry_warning_days = 9",
+            in_role: false,
+            read: |p| p.cert_expiry_warning_days.to_string(),
+            from_flag: "7",
+            from_env: "",
+            from_file: "9",
+            default: "30",
+        },
+    ]
+}
+
+#[test]
+fn command_line_then_environment_then_file_then_default_for_every_setting() {
+    for setting in settings() {
+        // Every subset of the sources this setting has.
+        for mask in 0..8u8 {
+            let flag = mask & 1 != 0 && !setting.flag.is_empty();
+            let env = mask & 2 != 0 && setting.env.is_some();
+            let file = mask & 4 != 0;
+            let flags: &[&str] = if flag { setting.flag } else { &[] };
+            let vars: Vec<(&str, &str)> = setting.env.filter(|_| env).into_iter().collect();
+            let (top, role_keys) = match (file, setting.in_role) {
+                (false, _) => ("", ""),
+                (true, true) => ("", setting.file),
+                (true, false) => (setting.file, ""),
+            };
+            let plan = plan(flags, &vars, top, role_keys)
+                .unwrap_or_else(|e| panic!("{}: {e}", setting.name));
+            let expected = if flag {
+                setting.from_flag
+            } else if env {
+                setting.from_env
+            } else if file {
+                setting.from_file
+            } else {
+                setting.default
+            };
+            assert_eq!(
+                (setting.read)(&plan),
+                expected,
+                "{}: flag {flag}, environment {env}, file {file}",
+                setting.name
+            );
+        }
+    }
+}
+
+#[test]
+fn without_a_config_file_the_endpoint_is_the_flag_then_the_service_variable_then_the_global_one() {
+    let flags = |extra: &[&str]| {
+        let mut all = vec![
+            "--certificate",
+            "c",
+            "--private-key",
+            "k",
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            "arn:aws:iam::111122223333:role/app",
+        ];
+        all.extend_from_slice(extra);
+        serve_args(&all).credentials
+    };
+    let both = [
+        ("AWS_ENDPOINT_URL_ROLESANYWHERE", "https://svc"),
+        ("AWS_ENDPOINT_URL", "https://global"),
+    ];
+    let endpoint = |extra: &[&str], env: &[(&str, &str)]| {
+        let settings = credential_process(&flags(extra), &inputs(env, "")).unwrap();
+        (
+            settings.client.endpoint,
+            settings.endpoint_source.to_string(),
+        )
+    };
+    assert_eq!(
+        endpoint(&["--endpoint", "https://flag"], &both),
+        ("https://flag".into(), "--endpoint".into())
+    );
+    assert_eq!(
+        endpoint(&[], &both),
+        (
+            "https://svc".into(),
+            "$AWS_ENDPOINT_URL_ROLESANYWHERE".into()
+        )
+    );
+    assert_eq!(endpoint(&[], &both[1..]).1, "$AWS_ENDPOINT_URL");
+    assert_eq!(
+        endpoint(
+            &["--region", "eu-west-1"],
+            &[("AWS_USE_FIPS_ENDPOINT", "true")]
+        )
+        .0,
+        "https://rolesanywhere-fips.eu-west-1.amazonaws.com"
+    );
+}
+
+#[test]
+fn errors_name_the_flag_the_variable_or_the_file_line_and_key() {
+    let error = plan(&[], &[], "", "session_duration = 5")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "config file t.toml, line 10: role \"app\": session_duration 5 is out of range; the service accepts 900 to 43200 seconds (15 minutes to 12 hours)"
+    );
+    let error = plan(&["--session-duration", "5"], &[], "", "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("--session-duration 5 is out of range"),
+        "{error}"
+    );
+    let error = plan(&[], &[], "hop_limit = 0", "").unwrap_err().to_string();
+    assert!(
+        error.starts_with("config file t.toml, line 1: hop_limit 0 is out of range"),
+        "{error}"
+    );
+    let error = plan(&[], &[], "max_connections = 0", "")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "config file t.toml, line 1: max_connections must be at least 1"
+    );
+    let error = plan(&["--max-connections", "0"], &[], "", "")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(error, "--max-connections must be at least 1");
+    let text = role("app", "imds = \"127.0.0.1:1\"").replace(
+        "role_arn = \"arn:aws:iam::111122223333:role/app\"",
+        "role_arn = \"bad\"",
+    );
+    let error = serve_plan(
+        &serve_args(&["--config", "t.toml"]),
+        &inputs(&[], &text),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with(
+            "config file t.toml, line 7: role \"app\": role_arn \"bad\" is not an ARN"
+        ),
+        "{error}"
+    );
+    let missing = role("app", "imds = \"127.0.0.1:1\"")
+        .replace(&format!("profile_arn = \"{PROFILE}\"\n"), "");
+    let error = serve_plan(
+        &serve_args(&["--config", "t.toml"]),
+        &inputs(&[], &missing),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        error,
+        "config file t.toml, line 2: role \"app\": profile_arn is required; give the ARN"
+    );
+    let error = serve_plan(
+        &serve_args(&["--config", "t.toml"]),
+        &inputs(&[], "[[role]]\nname = 1\n"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with("config file t.toml, line 2: invalid type"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_config_file_is_read_through_the_file_system_given() {
+    let error = serve_plan(
+        &serve_args(&["--config", "other.toml"]),
+        &inputs(&[], ""),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.starts_with("config file other.toml: cannot be read"),
+        "{error}"
+    );
+}
