@@ -18,6 +18,8 @@ pub mod files;
 #[cfg(fuzzing)]
 pub mod fuzz_entry;
 pub mod identity;
+pub mod identity_error;
+pub mod input_file;
 pub mod logging;
 pub mod pkcs11;
 pub mod pki;
@@ -28,3 +30,4 @@ pub mod serve;
 pub mod signals;
 pub mod sigv4x509;
 pub mod systemd;
+pub mod x509;
