@@ -11,6 +11,7 @@
 //! - [`token`]: finding the certificate and the key, and signing.
 
 pub mod module;
+mod percent;
 pub mod pin;
 pub mod token;
 pub mod uri;

@@ -20,6 +20,20 @@ use cryptoki::slot::Slot;
 /// loader's search path.
 pub const DEFAULT_MODULE: &str = "p11-kit-proxy.so";
 
+/// Why a module cannot be used. `Display` reads after the module's name ("cannot be
+/// loaded (...)").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleError {
+    /// The library cannot be loaded, or is no PKCS#11 module: a wrong path or a module
+    /// that is not installed, which stays so until a person acts.
+    #[error("{0}")]
+    Load(String),
+    /// `C_Initialize` failed: the device or the service behind the module (a card
+    /// reader daemon, a network HSM) may not be up yet.
+    #[error("{0}")]
+    Initialize(String),
+}
+
 /// A loaded module.
 pub struct Module {
     /// The path as given, for messages.
@@ -115,16 +129,20 @@ fn initialize(ctx: &Pkcs11) -> Result<(), CkError> {
 impl Module {
     /// The module at `name` (a path, or a file name the dynamic loader finds), loaded and
     /// initialised on first use.
-    pub fn load(name: &str) -> Result<Arc<Module>, String> {
+    pub fn load(name: &str) -> Result<Arc<Module>, ModuleError> {
         let mut modules = lock(registry());
         if let Some(module) = modules.iter().find(|m| m.name == name) {
             return Ok(module.clone());
         }
-        let ctx = Pkcs11::new(name).map_err(|e| match e {
-            CkError::LibraryLoading(e) => format!("cannot be loaded ({e})"),
-            other => format!("is not a PKCS#11 module ({})", describe(&other)),
+        let ctx = Pkcs11::new(name).map_err(|e| {
+            ModuleError::Load(match e {
+                CkError::LibraryLoading(e) => format!("cannot be loaded ({e})"),
+                other => format!("is not a PKCS#11 module ({})", describe(&other)),
+            })
         })?;
-        initialize(&ctx).map_err(|e| format!("cannot be initialised ({})", describe(&e)))?;
+        initialize(&ctx).map_err(|e| {
+            ModuleError::Initialize(format!("cannot be initialised ({})", describe(&e)))
+        })?;
         let module = Arc::new(Module {
             name: name.to_owned(),
             state: Mutex::new(State {
@@ -223,13 +241,15 @@ impl State {
 
     /// Closes every session, finalises the module and initialises it again, so that it
     /// scans its tokens afresh. Handles found before are void afterwards.
-    pub fn reinitialize(&mut self) -> Result<(), String> {
+    pub fn reinitialize(&mut self) -> Result<(), ModuleError> {
         tracing::info!("re-initialising the PKCS#11 module to find the token again");
         self.sessions.clear();
         let _ = self.ctx.clone().finalize();
         self.generation += 1;
         self.suspect = false;
-        initialize(&self.ctx).map_err(|e| format!("cannot be initialised again ({})", describe(&e)))
+        initialize(&self.ctx).map_err(|e| {
+            ModuleError::Initialize(format!("cannot be initialised again ({})", describe(&e)))
+        })
     }
 }
 
@@ -385,6 +405,10 @@ mod tests {
     #[test]
     fn a_missing_module_is_reported() {
         let error = Module::load("/nonexistent/libnothing.so").unwrap_err();
-        assert!(error.starts_with("cannot be loaded ("), "{error}");
+        assert!(matches!(error, ModuleError::Load(_)), "{error:?}");
+        assert!(
+            error.to_string().starts_with("cannot be loaded ("),
+            "{error}"
+        );
     }
 }

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::uri::Pkcs11Uri;
-use crate::identity::file::Readable;
+use crate::identity_error::ErrorKind;
+use crate::input_file::Readable;
 use crate::secret::Secret;
 
 /// The variable that may hold the user PIN.
@@ -56,13 +57,21 @@ pub struct PinOptions {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{problem}; {fix}")]
 pub struct PinError {
+    /// [`ErrorKind::Unavailable`] for a PIN file that is missing or unreadable now,
+    /// [`ErrorKind::Exposed`] for one others can read, [`ErrorKind::Usage`] otherwise.
+    pub kind: ErrorKind,
     pub problem: String,
     pub fix: String,
 }
 
 impl PinError {
     fn new(problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::of(ErrorKind::Usage, problem, fix)
+    }
+
+    fn of(kind: ErrorKind, problem: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
+            kind,
             problem: problem.into(),
             fix: fix.into(),
         }
@@ -240,7 +249,8 @@ fn guard(path: &Path, origin: &str, readable: Readable) -> Result<(), PinError> 
             tracing::warn!(file = %path.display(), mode = %format!("{mode:04o}"), "this PIN file can be read by group or others");
             Ok(())
         }
-        Readable::Refuse => Err(PinError::new(
+        Readable::Refuse => Err(PinError::of(
+            ErrorKind::Exposed,
             format!("the PIN in {origin} can be read by group or others (mode {mode:04o})"),
             format!(
                 "make it private with: chmod 600 {} (or pass --allow-readable-key-files to use it anyway)",
@@ -258,7 +268,13 @@ fn read_file(path: &Path, origin: &str) -> Result<Pin, PinError> {
             io::ErrorKind::PermissionDenied => "cannot be read (permission denied)".to_owned(),
             _ => format!("cannot be read ({e})"),
         };
-        PinError::new(format!("the PIN in {origin} {why}"), "check the path")
+        // A missing or unreadable PIN file may appear or become readable, as a key file may.
+        let kind = if crate::files::may_pass(&e) {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Usage
+        };
+        PinError::of(kind, format!("the PIN in {origin} {why}"), "check the path")
     })?;
     nonempty(secret, origin.to_owned())
 }

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::percent::{BadPercent, decode, decode_text, encode};
 use crate::secret::Secret;
 
 /// The object class a URI's `type` names.
@@ -98,6 +99,12 @@ impl fmt::Display for Pkcs11Uri {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct UriError(String);
+
+impl From<BadPercent> for UriError {
+    fn from(error: BadPercent) -> Self {
+        Self(error.to_string())
+    }
+}
 
 const PREFIX: &str = "pkcs11:";
 
@@ -361,67 +368,6 @@ pub fn redact(text: &str) -> String {
     if let Some(query) = query {
         out.push('?');
         out.push_str(&query.split('&').map(hide).collect::<Vec<_>>().join("&"));
-    }
-    out
-}
-
-/// Percent-decoding into bytes; a `%` not followed by two hex digits is an error. The
-/// bad escape is quoted, except in `pin-value`, whose text is never repeated.
-fn decode(name: &str, raw: &str) -> Result<Vec<u8>, UriError> {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'%' {
-            out.push(bytes[i]);
-            i += 1;
-            continue;
-        }
-        let pair = bytes
-            .get(i + 1)
-            .copied()
-            .and_then(hex)
-            .zip(bytes.get(i + 2).copied().and_then(hex));
-        let Some((high, low)) = pair else {
-            let quoted = if name == "pin-value" {
-                String::new()
-            } else {
-                let end = (i + 3).min(bytes.len());
-                format!(" {:?}", String::from_utf8_lossy(&bytes[i..end]))
-            };
-            return Err(UriError(format!(
-                "has the bad percent-encoding{quoted} in {name}; write %HH with two hex digits (%25 for '%')"
-            )));
-        };
-        out.push(high << 4 | low);
-        i += 3;
-    }
-    Ok(out)
-}
-
-fn decode_text(name: &str, raw: &str) -> Result<String, UriError> {
-    String::from_utf8(decode(name, raw)?).map_err(|_| {
-        UriError(format!(
-            "has a value of {name} that is not UTF-8 after percent-decoding"
-        ))
-    })
-}
-
-/// Percent-encodes a value for a path attribute: everything but RFC 3986's unreserved
-/// characters and the sub-delimiters RFC 7512 allows in a path; `all` encodes every byte
-/// (as `id` is written).
-fn encode(bytes: &[u8], all: bool) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for &b in bytes {
-        let keep = !all && (b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,&".contains(&b));
-        if keep {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
     }
     out
 }
