@@ -12,6 +12,7 @@ mod hostile;
 mod identity_bad_input;
 mod identity_files;
 mod kat;
+mod layout;
 mod pkcs11;
 mod secrets;
 mod serve_config;
