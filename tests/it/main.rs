@@ -11,6 +11,7 @@ mod faults;
 mod hostile;
 mod identity_bad_input;
 mod identity_files;
+mod input_limits;
 mod kat;
 mod layout;
 mod pkcs11;
