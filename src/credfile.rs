@@ -9,7 +9,8 @@
 //! added after the section's last non-blank line, and a missing section at the file's end.
 //!
 //! The write takes an advisory lock (`flock`) on `<file>.lock`, reads the current file under
-//! it (so two writers of different profiles never drop each other's), writes a temporary
+//! it (so two writers of different profiles never drop each other's; only a regular file of
+//! at most [`files::MAX_CREDENTIALS_FILE`] bytes), writes a temporary
 //! file in the same folder, fsyncs it, renames it over the target and fsyncs the folder.
 //! A new file is 0600 and a new folder 0700; an existing file keeps its mode and owner.
 
@@ -20,6 +21,10 @@ use std::os::unix::fs::{
     DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
 };
 use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::files;
 
 /// The three keys a profile's credentials occupy, in the order they are added.
 const KEYS: [&str; 3] = [
@@ -225,6 +230,7 @@ pub fn update_profile(path: &Path, profile: &str, keys: &ProfileKeys<'_>) -> io:
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?
         .to_string_lossy()
         .into_owned();
+    refuse_special_file(&path)?;
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -233,9 +239,12 @@ pub fn update_profile(path: &Path, profile: &str, keys: &ProfileKeys<'_>) -> io:
     }
     let _lock = Lock::acquire(&dir.join(format!("{name}.lock")))?;
 
-    let (current, meta) = match fs::read(&path) {
+    // Read under the lock, bounded and only if it is a regular file: a FIFO would block
+    // this writer for ever, and `/dev/zero` would fill its memory. The bytes hold other
+    // profiles' secrets, so they are wiped when dropped.
+    let (current, meta) = match files::read_regular(&path, files::MAX_CREDENTIALS_FILE) {
         Ok(bytes) => (bytes, Some(fs::metadata(&path)?)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Zeroizing::new(Vec::new()), None),
         Err(e) => return Err(e),
     };
     let new = rewrite(&current, profile, keys);
@@ -269,6 +278,22 @@ pub fn update_profile(path: &Path, profile: &str, keys: &ProfileKeys<'_>) -> io:
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Refuses a path that exists but is no regular file (`/dev/zero`, a FIFO, a folder) before
+/// anything is created beside it: the lock file would otherwise land in `/dev`, say. The
+/// read under the lock checks again, on the open file, so this only decides where the
+/// refusal happens.
+fn refuse_special_file(path: &Path) -> io::Result<()> {
+    match fs::metadata(path) {
+        // `read_regular` refuses such a file after an `fstat`, without reading or blocking,
+        // and says what it is; should a regular file have replaced it since, its bytes are
+        // dropped here and read again under the lock.
+        Ok(meta) if !meta.is_file() => {
+            files::read_regular(path, files::MAX_CREDENTIALS_FILE).map(drop)
+        }
+        _ => Ok(()),
+    }
 }
 
 fn current_uid() -> u32 {
@@ -492,5 +517,58 @@ mod tests {
                 .is_symlink()
         );
         assert!(fs::read_to_string(&real).unwrap().contains("[p]"));
+    }
+
+    #[test]
+    fn devices_fifos_and_oversized_files_are_refused_and_left_alone() {
+        use std::os::unix::ffi::OsStrExt as _;
+        use std::os::unix::fs::FileTypeExt as _;
+
+        let root = tempfile::tempdir().unwrap();
+        let fifo = root.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let big = root.path().join("big");
+        File::create(&big)
+            .unwrap()
+            .set_len(files::MAX_CREDENTIALS_FILE + 1)
+            .unwrap();
+        // (path, what the error says, whether the lock file may be made: a regular file is
+        // refused by its size once read under the lock)
+        let cases = [
+            (
+                Path::new("/dev/zero"),
+                "is a character device, not a regular file",
+                false,
+            ),
+            (fifo.as_path(), "is a FIFO, not a regular file", false),
+            (big.as_path(), "above the limit of 16777216 bytes", true),
+        ];
+        for (path, problem, locks) in cases {
+            let dir = path.parent().unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let lock = dir.join(format!("{name}.lock"));
+            let lock_existed = lock.exists();
+            let before = fs::metadata(path).unwrap();
+
+            let error = update_profile(path, "p", &KEYS_NEW).unwrap_err();
+            assert!(error.to_string().contains(problem), "{path:?}: {error}");
+
+            let after = fs::metadata(path).unwrap();
+            assert_eq!(after.file_type(), before.file_type(), "{path:?}");
+            assert_eq!(after.len(), before.len(), "{path:?}");
+            assert_eq!(after.ino(), before.ino(), "{path:?} was replaced");
+            assert_eq!(
+                after.modified().unwrap(),
+                before.modified().unwrap(),
+                "{path:?}"
+            );
+            assert!(!dir.join(format!(".{name}.tmp")).exists(), "{path:?}");
+            if !locks && !lock_existed {
+                assert!(!lock.exists(), "a lock file beside {path:?}");
+            }
+        }
+        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
     }
 }
