@@ -87,6 +87,12 @@ pub fn guard_secret(role: Role, path: &Path, policy: Readable) -> Result<(), Ide
         // The read that follows reports a missing or unreadable file in its own words.
         return Ok(());
     };
+    if !meta.is_file() {
+        // A device, FIFO or directory: its mode says nothing about who can read the
+        // secret. A key read refuses it as not a regular file; a password may come
+        // through a pipe.
+        return Ok(());
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o044 == 0 {
         return Ok(());

@@ -334,7 +334,9 @@ async fn run(
                 let current = tx.borrow().clone();
                 match current {
                     State::Starting { .. } if permanent => {
-                        tracing::error!(role = %role, error = %message, "cannot obtain credentials; giving up");
+                        // The one who waits for the first credentials reports the error
+                        // (serve and update exit with it, a reload logs it): one line.
+                        tracing::debug!(role = %role, error = %message, "cannot obtain credentials; giving up");
                         tx.send_replace(State::Stopped { error: message });
                         return;
                     }
