@@ -162,7 +162,7 @@ fn config_file_errors_name_the_file_and_the_problem() {
         (
             role_toml(&setup, "x", "imds = \"127.0.0.1:1\"")
                 .replace("role_arn = ", "role_arn = \"bad\"\n#"),
-            "--role-arn \"bad\" is not an ARN",
+            "role \"x\": role_arn \"bad\" is not an ARN",
         ),
     ] {
         std::fs::write(&config, &text).unwrap();
