@@ -87,10 +87,10 @@ pub fn guard_secret(role: Role, path: &Path, policy: Readable) -> Result<(), Ide
         // The read that follows reports a missing or unreadable file in its own words.
         return Ok(());
     };
-    if !meta.is_file() {
-        // A device, FIFO or directory: its mode says nothing about who can read the
-        // secret. A key read refuses it as not a regular file; a password may come
-        // through a pipe.
+    if !meta.is_file() && role != Role::PasswordFile {
+        // So does it a device, FIFO or directory given as a certificate or key ("is a
+        // character device, not a regular file"), which says more than its mode would.
+        // A password file may be a pipe on purpose, and is guarded whatever it is.
         return Ok(());
     }
     let mode = meta.permissions().mode() & 0o777;
@@ -285,5 +285,15 @@ mod tests {
         assert_eq!(error.kind(), ErrorKind::Exposed);
         assert!(!error.is_transient());
         assert!(guard_secret(Role::PrivateKey, &path, Readable::Warn).is_ok());
+    }
+
+    /// `/dev/zero` (mode 0666) given as a key is refused by the read as what it is, not
+    /// by its mode; a password file, which may be a pipe, is guarded whatever it is.
+    #[test]
+    fn only_password_files_are_guarded_when_not_regular() {
+        let zero = Path::new("/dev/zero");
+        assert!(guard_secret(Role::PrivateKey, zero, Readable::Refuse).is_ok());
+        let error = guard_secret(Role::PasswordFile, zero, Readable::Refuse).unwrap_err();
+        assert!(error.to_string().contains("(mode 0666)"), "{error}");
     }
 }

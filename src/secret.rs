@@ -38,6 +38,10 @@ impl Secret {
     /// `echo pw > file` and `printf pw > file` give the same secret. At most
     /// [`MAX_FILE_BYTES`]: a path such as `/dev/zero` or a log file given by mistake is an
     /// error, not a read that never ends.
+    ///
+    /// Unlike the certificate and key files ([`crate::files::read_regular`]), the file
+    /// need not be a regular one: a password or PIN may come through a pipe or a process
+    /// substitution (`--pkcs11-pin-file <(pass show hsm)`), which leaves no copy on disk.
     pub fn from_file(path: &Path) -> io::Result<Self> {
         use std::io::Read as _;
         let file = std::fs::File::open(path)?;

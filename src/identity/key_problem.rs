@@ -55,3 +55,47 @@ impl KeyProblem {
         role.error(kind, path, problem, fix)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No problem with a key's bytes passes by itself; each keeps the text it had.
+    #[test]
+    fn key_problems_are_permanent() {
+        let path = Path::new("/k.pem");
+        let cases = [
+            (
+                KeyProblem::WrongPassword,
+                ErrorKind::Password,
+                "private key /k.pem could not be decrypted: the password is wrong; check the password",
+            ),
+            (
+                KeyProblem::PasswordNeeded,
+                ErrorKind::Password,
+                "private key /k.pem holds an encrypted key and no password was given; give it with --pkcs8-password-file, $ROLESANYWHERE_PKCS8_PASSWORD or --pkcs8-password",
+            ),
+            (
+                KeyProblem::Malformed("bad".into()),
+                ErrorKind::Malformed,
+                "private key /k.pem is not a readable private key (bad); give a PEM or DER key in PKCS#8, PKCS#1 or SEC1 form",
+            ),
+            (
+                KeyProblem::WeakRsa(1024),
+                ErrorKind::Unsupported,
+                "private key /k.pem holds an RSA key of 1024 bits, which is too short; use an RSA key of at least 2048 bits, or EC P-256",
+            ),
+            (
+                KeyProblem::Curve("secp256k1".into()),
+                ErrorKind::Unsupported,
+                "private key /k.pem holds an EC key on curve secp256k1, which is not supported; use an EC key on P-256, P-384 or P-521",
+            ),
+        ];
+        for (problem, kind, text) in cases {
+            let error = problem.into_error(Role::PrivateKey, path);
+            assert_eq!(error.to_string(), text);
+            assert_eq!(error.kind(), kind);
+            assert!(!error.is_transient(), "{error}");
+        }
+    }
+}

@@ -157,3 +157,186 @@ fn certificate_file_for_token(path: &Path) -> Result<Vec<Certificate>, IdentityE
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::input_file::Readable;
+
+    /// A P-256 leaf certificate and its key in a fresh directory, the key private.
+    struct Files {
+        dir: tempfile::TempDir,
+        cert: PathBuf,
+        key: PathBuf,
+    }
+
+    fn files(adjust: impl FnOnce(&mut rcgen::CertificateParams)) -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["host.example".into()]).unwrap();
+        adjust(&mut params);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let files = Files {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            dir,
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        write_private(&files.key, key.serialize_pem().as_bytes());
+        files
+    }
+
+    fn write_private(path: &Path, bytes: &[u8]) {
+        std::fs::write(path, bytes).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    fn spec(cert: &Path, key: &Path) -> IdentitySpec {
+        IdentitySpec {
+            certificate: Some(cert.to_owned()),
+            private_key: Some(key.to_owned()),
+            readable_key_files: Readable::Refuse,
+            ..IdentitySpec::default()
+        }
+    }
+
+    fn load(spec: &IdentitySpec) -> Result<Identity, IdentityError> {
+        Identity::load(spec, OffsetDateTime::now_utc())
+    }
+
+    #[test]
+    fn a_matching_pair_loads() {
+        let f = files(|_| ());
+        let identity = load(&spec(&f.cert, &f.key)).unwrap();
+        assert!(identity.chain().is_empty());
+    }
+
+    /// `/dev/zero`, a FIFO no one writes to and a 2 GB sparse file, each given as
+    /// `--certificate`, `--private-key` and `--intermediates`: one line naming the file
+    /// and the problem, returned at once, and not worth retrying.
+    #[test]
+    fn devices_fifos_and_huge_files_are_refused_for_every_flag() {
+        let f = files(|_| ());
+        let fifo = f.dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let sparse = f.dir.path().join("sparse.pem");
+        std::fs::File::create(&sparse)
+            .unwrap()
+            .set_len(2 * 1024 * 1024 * 1024)
+            .unwrap();
+        std::fs::set_permissions(&sparse, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let bad = [
+            (
+                PathBuf::from("/dev/zero"),
+                "is a character device, not a regular file",
+            ),
+            (fifo, "is a FIFO, not a regular file"),
+            (
+                sparse,
+                "holds 2147483648 bytes or more, above the limit of 1048576 bytes",
+            ),
+        ];
+        for (path, problem) in &bad {
+            let as_cert = spec(path, &f.key);
+            let as_key = spec(&f.cert, path);
+            let as_chain = IdentitySpec {
+                intermediates: Some(path.clone()),
+                ..spec(&f.cert, &f.key)
+            };
+            for (given, noun) in [
+                (as_cert, "certificate"),
+                (as_key, "private key"),
+                (as_chain, "intermediates bundle"),
+            ] {
+                let error = load(&given).unwrap_err();
+                let text = error.to_string();
+                let start = format!("{noun} {} {problem}", path.display());
+                assert!(text.starts_with(&start), "{text}");
+                assert!(!text.contains('\n'), "{text}");
+                assert!(!error.is_transient(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_transient_for_every_flag() {
+        let f = files(|_| ());
+        let missing = f.dir.path().join("not-yet.pem");
+        let cases = [
+            spec(&missing, &f.key),
+            spec(&f.cert, &missing),
+            IdentitySpec {
+                intermediates: Some(missing.clone()),
+                ..spec(&f.cert, &f.key)
+            },
+        ];
+        for given in cases {
+            let error = load(&given).unwrap_err();
+            assert!(error.to_string().contains("does not exist"), "{error}");
+            assert_eq!(error.kind(), ErrorKind::Unavailable);
+            assert!(error.is_transient(), "{error}");
+        }
+    }
+
+    #[test]
+    fn malformed_and_refused_inputs_are_permanent() {
+        let f = files(|_| ());
+        let other = files(|_| ());
+        let truncated = f.dir.path().join("truncated.pem");
+        std::fs::write(&truncated, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        let with_password = IdentitySpec {
+            password: Some(crate::secret::Secret::from("pw".to_owned())),
+            ..spec(&f.cert, &f.key)
+        };
+        let exposed = f.dir.path().join("exposed.pem");
+        std::fs::copy(&f.key, &exposed).unwrap();
+        std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cases = [
+            (
+                spec(&truncated, &f.key),
+                ErrorKind::Malformed,
+                "with no END line",
+            ),
+            (with_password, ErrorKind::Password, "a password was given"),
+            (
+                spec(&f.cert, &other.key),
+                ErrorKind::Mismatch,
+                "does not match",
+            ),
+            (spec(&f.cert, &exposed), ErrorKind::Exposed, "mode 0644"),
+        ];
+        for (given, kind, problem) in cases {
+            let error = load(&given).unwrap_err();
+            assert!(error.to_string().contains(problem), "{error}");
+            assert_eq!(error.kind(), kind, "{error}");
+            assert!(!error.is_transient(), "{error}");
+        }
+    }
+
+    #[test]
+    fn certificates_the_service_refuses_are_permanent_one_not_valid_yet_is_not() {
+        let ca = files(|p| p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained));
+        let error = load(&spec(&ca.cert, &ca.key)).unwrap_err();
+        assert!(error.to_string().contains("is a CA certificate"), "{error}");
+        assert!(!error.is_transient());
+        let expired = files(|p| p.not_after = rcgen::date_time_ymd(2000, 1, 1));
+        let error = load(&spec(&expired.cert, &expired.key)).unwrap_err();
+        assert!(
+            error.to_string().contains("expired at 2000-01-01"),
+            "{error}"
+        );
+        assert!(!error.is_transient());
+        let early = files(|p| p.not_before = rcgen::date_time_ymd(4000, 1, 1));
+        let error = load(&spec(&early.cert, &early.key)).unwrap_err();
+        assert!(
+            error.to_string().contains("is not valid before 4000-01-01"),
+            "{error}"
+        );
+        assert!(error.is_transient());
+    }
+}

@@ -9,7 +9,7 @@
 //! - [`load`]: the identity, from files or from a token ([`crate::pkcs11`]).
 //! - [`signer`]: the key that signs, in memory or on a token.
 //! - [`spec`]: the flags that say where the identity is.
-//! - [`file`]: the file readers ([`certificates`], [`private_key`], [`pkcs12`]).
+//! - [`file`](mod@file): the file readers ([`certificates`], [`private_key`], [`pkcs12`]).
 //! - [`checks`]: the leaf and chain checks.
 //!
 //! Certificates, keys and PEM themselves are in [`crate::x509`], shared with the token

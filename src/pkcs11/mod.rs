@@ -9,6 +9,11 @@
 //! - [`pin`]: where PINs come from, none of them needing a terminal.
 //! - [`module`]: the process-wide module, its long-lived sessions, re-initialisation.
 //! - [`token`]: finding the certificate and the key, and signing.
+//!
+//! Its errors are [`crate::identity_error::IdentityError`]s, whose kind says whether a
+//! failure may pass (a token not plugged in yet) or needs a person (a PIN the token
+//! refused). Certificates and keys are [`crate::x509`]'s; nothing here depends on
+//! [`crate::identity`], which builds on this module.
 
 pub mod module;
 mod percent;

@@ -495,16 +495,18 @@ mod tests {
             error.contains("does not exist") && error.contains("--pkcs11-pin-file"),
             "{error}"
         );
+        // A PIN file may appear later, as a key file may.
+        let kind = find(Kind::User, None, &missing, &no_env).unwrap_err().kind;
+        assert!(kind.is_transient(), "{kind:?}");
         let empty = dir.path().join("empty");
         private(&empty, "\n");
         let options = PinOptions {
             pin_file: Some(empty),
             ..PinOptions::default()
         };
-        let error = find(Kind::User, None, &options, &no_env)
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("is empty"), "{error}");
+        let error = find(Kind::User, None, &options, &no_env).unwrap_err();
+        assert!(error.to_string().contains("is empty"), "{error}");
+        assert!(!error.kind.is_transient(), "{error}");
     }
 
     #[test]
@@ -525,6 +527,8 @@ mod tests {
             error.contains("mode 0644") && error.contains("chmod 600"),
             "{error}"
         );
+        let kind = find(Kind::User, None, &options, &no_env).unwrap_err().kind;
+        assert_eq!(kind, ErrorKind::Exposed);
         options.readable = Readable::Warn;
         assert!(find(Kind::User, None, &options, &no_env).unwrap().is_some());
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();

@@ -21,6 +21,7 @@ fn curve_of(params: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The curve of an EC public key, in [`curve_of`]'s names; `None` for RSA.
 fn curve_of_public(public: &PublicKey) -> Option<&'static str> {
     match public {
         PublicKey::P256(_) => Some("P-256"),
