@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use rolesanywhere_helper::cli::{Cli, Command};
-use rolesanywhere_helper::{cmd, emulator, logging, pki};
+use rolesanywhere_helper::{cmd, logging};
 
 fn main() -> ExitCode {
     // Keys, PINs and credentials live in this process's memory: no core dumps of it, and
@@ -51,8 +51,8 @@ fn main() -> ExitCode {
             logging::init(args.debug);
             cmd::read_certificate_data::run(args)
         }
-        Command::Emulate(args) => emulator::run(args),
-        Command::Pki(args) => pki::run(args),
+        Command::Emulate(args) => cmd::emulate::run(args),
+        Command::Pki(args) => cmd::pki::run(args),
         Command::Version => cmd::print(format!("{}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
     };
     match result {
