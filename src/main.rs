@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use rolesanywhere_helper::cli::{Cli, Command};
 use rolesanywhere_helper::config::Inputs;
-use rolesanywhere_helper::{cmd, emulator, logging, pki};
+use rolesanywhere_helper::{cmd, logging};
 
 fn main() -> ExitCode {
     // Keys, PINs and credentials live in this process's memory: no core dumps of it, and
@@ -53,8 +53,8 @@ fn main() -> ExitCode {
             logging::init(args.debug);
             cmd::read_certificate_data::run(args, &inputs)
         }
-        Command::Emulate(args) => emulator::run(args),
-        Command::Pki(args) => pki::run(args),
+        Command::Emulate(args) => cmd::emulate::run(args),
+        Command::Pki(args) => cmd::pki::run(args),
         Command::Version => cmd::version::run(),
     };
     match result {

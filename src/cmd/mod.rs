@@ -4,6 +4,8 @@
 
 pub mod credential_process;
 pub mod demo;
+pub mod emulate;
+pub mod pki;
 pub mod read_certificate_data;
 pub mod serve;
 pub mod sign_string;

@@ -30,8 +30,6 @@ use super::errors::EmulatorError;
 /// The durationSeconds range of the API.
 pub const MIN_DURATION: u32 = 900;
 pub const MAX_DURATION: u32 = 43_200;
-/// The profile duration CreateProfile applies when none is given.
-pub const DEFAULT_PROFILE_DURATION: u32 = 3600;
 
 /// How the emulator serves its listener.
 #[derive(Clone, Debug, Default)]
@@ -261,6 +259,9 @@ pub fn pem_or_der_crls(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 mod toml_format {
     use serde::Deserialize;
 
+    /// The profile duration CreateProfile applies when none is given.
+    const DEFAULT_PROFILE_DURATION: u32 = 3600;
+
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     pub struct File {
@@ -303,7 +304,7 @@ mod toml_format {
     }
 
     fn default_duration() -> u32 {
-        super::DEFAULT_PROFILE_DURATION
+        DEFAULT_PROFILE_DURATION
     }
 }
 

@@ -436,7 +436,7 @@ pub fn source_identity(leaf: &Cert) -> String {
 fn subject_id(leaf: &Cert) -> String {
     use sha2::Digest as _;
     let d = sha2::Sha256::digest(leaf.subject.as_bytes());
-    super::server::uuid_shaped(&d[..16])
+    super::ids::uuid_shaped(&d[..16])
 }
 
 #[cfg(test)]
