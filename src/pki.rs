@@ -8,7 +8,7 @@
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -364,44 +364,6 @@ impl DevPki {
         }
         Ok(())
     }
-}
-
-/// `rolesanywhere-helper pki`: development certificates.
-#[derive(clap::Args, Debug)]
-pub struct PkiArgs {
-    #[command(subcommand)]
-    pub command: PkiCommand,
-}
-
-/// The `pki` subcommands.
-#[derive(clap::Subcommand, Debug)]
-pub enum PkiCommand {
-    /// Write root-ca.pem/.key, [intermediate-ca.pem/.key], leaf.pem/.key, [leaf-chain.pem],
-    /// leaf-fullchain.pem and tls.pem/.key (for `emulate --tls-cert`) into DIR. Keys are 0600.
-    /// For development only: see pki/README.md for a production PKI.
-    Init(PkiInitArgs),
-}
-
-/// `pki init DIR`.
-#[derive(clap::Args, Debug)]
-pub struct PkiInitArgs {
-    /// Directory to write into (created if missing).
-    pub dir: PathBuf,
-    /// Key type of the CAs and the leaf.
-    #[arg(long, value_enum, default_value_t = KeyType::Rsa2048)]
-    pub key_type: KeyType,
-    /// Issue the leaf from an intermediate CA.
-    #[arg(long)]
-    pub intermediate: bool,
-    /// Validity of the leaf and TLS certificates, in days (1..3650).
-    #[arg(long, default_value_t = 365)]
-    pub days: u32,
-    /// Common name of the leaf certificate.
-    #[arg(long, value_name = "NAME", default_value = "rolesanywhere-dev-client")]
-    pub cn: String,
-    /// Replace existing files.
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[cfg(test)]

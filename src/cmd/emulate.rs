@@ -4,9 +4,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::cli::EmulateArgs;
 use crate::emulator::{
-    EmulateArgs, Emulator, EmulatorConfig, EmulatorError, TlsMode, TrustAnchorConfig,
-    pem_certificates,
+    Emulator, EmulatorConfig, EmulatorError, TlsMode, TrustAnchorConfig, pem_certificates,
 };
 use crate::error::{Error, Result};
 

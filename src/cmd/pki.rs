@@ -2,8 +2,9 @@
 
 use std::io::Write as _;
 
+use crate::cli::{PkiArgs, PkiCommand};
 use crate::error::Result;
-use crate::pki::{DevPki, PkiArgs, PkiCommand, PkiOptions};
+use crate::pki::{DevPki, PkiOptions};
 
 /// Runs `pki init`.
 pub fn run(args: &PkiArgs) -> Result<()> {

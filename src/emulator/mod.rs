@@ -35,7 +35,6 @@ mod tls;
 mod verify;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -157,66 +156,4 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
-}
-
-/// `rolesanywhere-helper emulate`: a local IAM Roles Anywhere endpoint that verifies
-/// CreateSession requests as the real service does, and answers STS GetCallerIdentity for
-/// the credentials it issued.
-///
-/// The first line on stdout is `listening on <URL>`. Without --tls-cert it makes its own
-/// TLS certificate and prints the file of the CA to trust (AWS_CA_BUNDLE=FILE).
-///
-/// Test control, from loopback only: `POST /_emulator/faults` with
-/// {"action":"fail_next","count":N,"status":503[,"retry_after":S]}, {"action":"delay","millis":MS},
-/// {"action":"drop_next","count":N}, {"action":"malformed_next","count":N} or {"action":"clear"};
-/// `GET /_emulator/received` lists the CreateSession requests seen.
-#[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub struct EmulateArgs {
-    /// PEM file of the trust anchor CA certificate(s); with no --config it accepts any trust
-    /// anchor, profile and role ARN of the region.
-    #[arg(long, value_name = "FILE", required_unless_present = "config")]
-    pub trust_anchor: Option<PathBuf>,
-    /// TOML file declaring trust anchors, profiles (roleArns, durationSeconds,
-    /// acceptRoleSessionName, enabled) and the region; see the pki/README.md.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Port to listen on; 0 picks a free one.
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-    /// Address to listen on. Keep the loopback default unless you know why not.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
-    /// PEM certificate chain for HTTPS (leaf first); needs --tls-key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "http"
-    )]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(
-        long,
-        value_name = "FILE",
-        requires = "tls_cert",
-        conflicts_with = "http"
-    )]
-    pub tls_key: Option<PathBuf>,
-    /// Serve plain HTTP instead of HTTPS.
-    #[arg(long)]
-    pub http: bool,
-    /// Region of the endpoint [default: us-east-1, or the config file's].
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
-    /// Imported CRL (PEM or DER); may be repeated.
-    #[arg(long, value_name = "FILE")]
-    pub crl: Vec<PathBuf>,
-    /// Testing only: accept durationSeconds below 900 (down to 1), so that credential
-    /// refresh can be exercised in seconds.
-    #[arg(long)]
-    pub allow_short_sessions: bool,
-    /// Log every decision at debug level.
-    #[arg(long)]
-    pub debug: bool,
 }
