@@ -142,7 +142,14 @@ impl Running {
                         tracing::info!(listener = %endpoint, "listener added");
                         LiveListener::new(endpoint, listener_plan.hop_limit, socket)
                     }
-                    None => continue,
+                    None => {
+                        // Only the ops listener's address can be neither kept nor new.
+                        problems.push(format!(
+                            "listener {}: the address is the ops listener's; move one of them, or restart",
+                            listener_plan.endpoint
+                        ));
+                        continue;
+                    }
                 },
             };
             if live.hop_limit != listener_plan.hop_limit
