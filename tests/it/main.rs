@@ -20,6 +20,8 @@ mod serve_config;
 mod serve_daemon;
 mod serve_imds;
 mod serve_refresh;
+mod serve_reload;
 mod serve_sdks;
+mod serve_start;
 mod systemd;
 mod update;

@@ -39,7 +39,7 @@ fn boto3_whoami(setup: &Setup, env: &[(&str, String)]) -> serde_json::Value {
     common::json_stdout(&common::run(&mut py), "whoami.py")
 }
 
-fn role_toml(setup: &Setup, name: &str, extra: &str) -> String {
+pub fn role_toml(setup: &Setup, name: &str, extra: &str) -> String {
     format!(
         "[[role]]\nname = \"{name}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\ntrust_anchor_arn = \"{TA}\"\nprofile_arn = \"{PROFILE}\"\nrole_arn = \"arn:aws:iam::111122223333:role/{name}\"\nendpoint = \"{}\"\nca_bundle = \"{}\"\n{extra}\n",
         setup.path("leaf.pem").display(),

@@ -31,7 +31,7 @@ impl Drop for Reaped {
     }
 }
 
-fn signal(pid: u32, signal: i32) {
+pub fn signal(pid: u32, signal: i32) {
     // SAFETY: kill() has no memory effects.
     assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
 }
