@@ -198,10 +198,12 @@ for name in baseline serve baseline1 serve1; do
 done
 
 # Idle keep-alive connections: serve first (the figure), then the baseline for reference.
-python3 bench/idle_connections.py "$port" "$path" "$token" --count "$idle_conns" --idle "$idle_secs" \
-  --pid "$serve_pid" >"$work/idle-serve.txt"
-python3 bench/idle_connections.py "$baseline_port" "$path" "$token" --count "$idle_conns" \
-  --idle "$idle_secs" --pid "$baseline_pid" >"$work/idle-baseline.txt"
+# The options first and the positionals after `--`: the token is URL-safe base64, and one
+# that starts with '-' would otherwise read as an option.
+python3 bench/idle_connections.py --count "$idle_conns" --idle "$idle_secs" --pid "$serve_pid" \
+  -- "$port" "$path" "$token" >"$work/idle-serve.txt"
+python3 bench/idle_connections.py --count "$idle_conns" --idle "$idle_secs" --pid "$baseline_pid" \
+  -- "$baseline_port" "$path" "$token" >"$work/idle-baseline.txt"
 kill -0 "$serve_pid" 2>/dev/null || fail "serve died during the benchmark:" "$work/serve.err"
 
 python3 - <<PY
