@@ -23,6 +23,10 @@ use crate::systemd::{self, Activated};
 const GRACE: Duration = Duration::from_secs(5);
 /// How often certificate expiry is checked.
 const CERT_CHECK: Duration = Duration::from_secs(24 * 3600);
+/// How long clients that connect before the first credentials wait for them (long enough
+/// for a first CreateSession, so that socket activation answers its first client); later
+/// ones are answered at once, with what is known.
+const START_GRACE: Duration = Duration::from_secs(5);
 /// How often the status is told to systemd while roles wait for their first credentials.
 const STARTING_STATUS: Duration = Duration::from_secs(1);
 
@@ -120,16 +124,25 @@ async fn serve(
 
 /// Waits for every role's first credentials, telling systemd how the roles are doing
 /// meanwhile (a key file that is not there yet, a token not plugged in: retried with
-/// backoff). False if a stop signal came first.
+/// backoff). Clients that connect meanwhile wait in the listen queue for at most
+/// [`START_GRACE`]; after that they are answered with each role's state, so that a client
+/// without a timeout of its own does not hang. False if a stop signal came first.
 async fn wait_ready(running: &Running, stop: &mut StopSignals) -> Result<bool> {
     let ready = running.ready();
     tokio::pin!(ready);
     let mut status = tokio::time::interval(STARTING_STATUS);
+    let grace = tokio::time::sleep(START_GRACE);
+    tokio::pin!(grace);
+    let mut answering = false;
     let mut told = String::new();
     loop {
         tokio::select! {
             result = &mut ready => return result.map(|()| true),
             () = stop.recv() => return Ok(false),
+            () = &mut grace, if !answering => {
+                running.accept();
+                answering = true;
+            }
             _ = status.tick() => {
                 let now = format!("starting: {}", running.status());
                 if now != told {

@@ -19,6 +19,7 @@ use super::asked::{Asked, TTL_HEADER};
 use super::http::{Reply, unavailable};
 use super::metrics::Route;
 use super::role::ServedRole;
+use crate::refresh::Unavailable;
 
 /// EC2's bounds on a token's lifetime, in seconds.
 pub const MAX_TTL: u64 = 21600;
@@ -216,14 +217,26 @@ pub fn handle(
             return Reply::text(StatusCode::UNAUTHORIZED, "invalid or expired token");
         }
     };
-    let reply = match target {
-        None => Reply::text(StatusCode::OK, state.imds_name.clone()),
-        Some(_) => match state.documents(SystemTime::now()) {
-            Ok(documents) => Reply::bytes(StatusCode::OK, "text/plain", documents.imds.clone()),
-            Err(why) => unavailable(&role.name, &why),
-        },
+    let reply = match (target, state.documents(SystemTime::now())) {
+        // Before the first credentials, as EC2 answers an instance that has no role yet:
+        // SDKs then look elsewhere at once instead of retrying.
+        (_, Err(why @ Unavailable::NotYet(_))) => not_yet(&role.name, &why),
+        (None, _) => Reply::text(StatusCode::OK, state.imds_name.clone()),
+        (Some(_), Ok(documents)) => {
+            Reply::bytes(StatusCode::OK, "text/plain", documents.imds.clone())
+        }
+        (Some(_), Err(why)) => unavailable(&role.name, &why),
     };
     reply.header(TTL_HEADER, HeaderValue::from(left))
+}
+
+/// 404 with the reason as JSON: the role has no credentials yet.
+fn not_yet(role: &str, why: &Unavailable) -> Reply {
+    let body = serde_json::json!({
+        "Code": "CredentialsNotYetAvailable",
+        "Message": format!("role {role}: {why}"),
+    });
+    Reply::bytes(StatusCode::NOT_FOUND, "application/json", body.to_string())
 }
 
 /// The requested TTL: digits only (no sign, no spaces), 1 to 21600.

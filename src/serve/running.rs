@@ -375,6 +375,14 @@ impl Running {
                     source,
                 })?;
         }
+        self.accept();
+        Ok(())
+    }
+
+    /// Starts accepting on the credential listeners, whether or not every role has
+    /// credentials yet: clients queued since the start (the one that triggered socket
+    /// activation, say) are answered then, by each role's current state.
+    pub fn accept(&self) {
         let mut served = self.lock();
         for listener in &mut served.listeners {
             if let Some(routes) = listener.routes.clone() {
@@ -382,7 +390,6 @@ impl Running {
             }
         }
         self.accepting.store(true, Ordering::SeqCst);
-        Ok(())
     }
 
     /// The credential listeners, as clients see them.

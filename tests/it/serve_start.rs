@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::common::openssl;
 use crate::credential_process::{Setup, free_port, wait_for_port};
-use crate::serve_daemon::{Daemon, http, imds_credentials};
+use crate::serve_daemon::{Daemon, http, imds_credentials, imds_token};
 
 const ROLE_NAME: &str = "onprem-app";
 /// The refresher's longest wait between two attempts (`Schedule::default`).
@@ -332,4 +332,62 @@ fn a_refused_certificate_stops_serve_at_once_with_one_line() {
             setup.emulator.received()
         );
     }
+}
+
+/// Clients that connect before the first credentials wait in the listen queue for a few
+/// seconds (time enough for a first CreateSession, so socket activation answers its first
+/// client) and are then answered with a JSON reason, never left hanging: IMDS as EC2
+/// answers an instance with no role yet (404), ECS with 503.
+#[test]
+fn clients_before_the_first_credentials_get_a_json_answer_after_a_bounded_wait() {
+    let setup = Setup::new(KeyType::P256, false);
+    let key = setup.path("never.key");
+    let port = free_port();
+    let token_file = setup.path("ecs.token");
+    let mut child = setup
+        .endpoint_subcommand("serve")
+        .arg("--certificate")
+        .arg(setup.path("leaf.pem"))
+        .arg("--private-key")
+        .arg(&key)
+        .args(["--port", &port.to_string()])
+        .arg("--ecs-token-file")
+        .arg(&token_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let started = Instant::now();
+    wait_for_port(port);
+    let token = imds_token(port);
+    let answered = started.elapsed();
+    let listing = http(
+        ("127.0.0.1", port),
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        &[("X-aws-ec2-metadata-token", &token)],
+    );
+    let ecs_token = std::fs::read_to_string(&token_file).expect("the token file is written");
+    let ecs = http(
+        ("127.0.0.1", port),
+        "GET",
+        &format!("/ecs/{ROLE_NAME}"),
+        &[("Authorization", &ecs_token)],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        answered >= Duration::from_secs(3) && answered <= Duration::from_secs(5) + SLACK,
+        "the first client was answered after {answered:?}"
+    );
+    assert_eq!(listing.status, 404, "{listing:?}");
+    let body = listing.json();
+    assert_eq!(body["Code"], "CredentialsNotYetAvailable", "{body}");
+    let message = body["Message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(ROLE_NAME) && message.contains(&key.display().to_string()),
+        "{message}"
+    );
+    assert_eq!(ecs.status, 503, "{ecs:?}");
+    assert_eq!(ecs.json()["Code"], "CredentialsUnavailable");
 }
