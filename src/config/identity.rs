@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use super::aws_profile::AwsProfile;
 use super::inputs::Inputs;
 use super::origin::{ConfigError, Sourced};
 use super::role::{PasswordSource, RoleSources};
@@ -238,7 +239,9 @@ pub fn from_key_flags(args: &KeyArgs, inputs: &Inputs) -> Result<IdentitySpec, C
         key: args.clone(),
         ..Default::default()
     };
-    identity_spec(&RoleSources::from_flags(&credential, &inputs.env), inputs)
+    // No network call follows: the AWS config file's endpoint and CA bundle do not matter.
+    let sources = RoleSources::from_flags(&credential, &inputs.env, &AwsProfile::default());
+    identity_spec(&sources, inputs)
 }
 
 /// What `read-certificate-data` reads.

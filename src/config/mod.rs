@@ -15,6 +15,7 @@
 //! line in [`role::RoleSources`] or [`serve`] (the precedence) and its check in the
 //! validation step; nothing else needs to know where it came from.
 
+pub mod aws_profile;
 pub mod file;
 pub mod identity;
 pub mod inputs;
@@ -43,7 +44,11 @@ pub fn credential_process(
     inputs: &Inputs,
 ) -> Result<SessionSettings, ConfigError> {
     identity::refuse_unavailable(&args.key)?;
-    session::session_settings(&role::RoleSources::from_flags(args, &inputs.env), inputs)
+    let profile = aws_profile::AwsProfile::load(inputs)?;
+    session::session_settings(
+        &role::RoleSources::from_flags(args, &inputs.env, &profile),
+        inputs,
+    )
 }
 
 #[cfg(test)]

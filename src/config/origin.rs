@@ -15,6 +15,8 @@ pub enum Origin {
     /// A key of the config file: the file, the 1-based line, the key (within its role,
     /// when it is a role's).
     File(Arc<FileSpot>),
+    /// A key of a profile of the AWS shared config file (`role` is the profile).
+    AwsProfile(Arc<FileSpot>),
     /// Nothing gave it; the built-in default applies.
     Default(&'static str),
 }
@@ -27,6 +29,20 @@ pub struct FileSpot {
     pub key: String,
     /// The `[[role]]` the key is in.
     pub role: Option<String>,
+}
+
+impl FileSpot {
+    fn describe(&self, f: &mut fmt::Formatter<'_>, file: &str, section: &str) -> fmt::Result {
+        write!(f, "{file} {}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ", line {}", self.line)?;
+        }
+        f.write_str(": ")?;
+        if let Some(name) = &self.role {
+            write!(f, "{section} {name:?}: ")?;
+        }
+        f.write_str(&self.key)
+    }
 }
 
 impl Origin {
@@ -47,17 +63,8 @@ impl fmt::Display for Origin {
         match self {
             Self::Flag(flag) => f.write_str(flag),
             Self::Env(var) => write!(f, "${var}"),
-            Self::File(spot) => {
-                write!(f, "config file {}", spot.path.display())?;
-                if spot.line > 0 {
-                    write!(f, ", line {}", spot.line)?;
-                }
-                f.write_str(": ")?;
-                if let Some(role) = &spot.role {
-                    write!(f, "role {role:?}: ")?;
-                }
-                f.write_str(&spot.key)
-            }
+            Self::File(spot) => spot.describe(f, "config file", "role"),
+            Self::AwsProfile(spot) => spot.describe(f, "AWS config file", "profile"),
             Self::Default(what) => f.write_str(what),
         }
     }

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::aws_profile::AwsProfile;
 use super::file::{ConfigFile, RoleEntry};
 use super::inputs::Env;
 use super::origin::{Origin, Sourced, first};
@@ -46,6 +47,8 @@ pub struct RoleSources {
     pub no_verify_ssl: bool,
     pub connect_timeout: Option<Sourced<u64>>,
     pub timeout: Option<Sourced<u64>>,
+    /// CreateSession attempts, as text: only the AWS SDKs' sources give it.
+    pub max_attempts: Option<Sourced<String>>,
     pub allow_readable_key_files: bool,
 }
 
@@ -75,9 +78,9 @@ impl RoleSources {
         matches!(self.missing, Missing::File(_))
     }
 
-    /// The role of the command line alone (no config file).
-    pub fn from_flags(args: &CredentialArgs, env: &Env) -> Self {
-        merge(args, env, None)
+    /// The role of the command line alone (no config file of this tool's).
+    pub fn from_flags(args: &CredentialArgs, env: &Env, profile: &AwsProfile) -> Self {
+        merge(args, env, None, profile)
     }
 
     /// A `[[role]]` of the config file, with the command line and environment first.
@@ -86,8 +89,9 @@ impl RoleSources {
         env: &Env,
         file: &ConfigFile,
         role: &RoleEntry,
+        profile: &AwsProfile,
     ) -> Self {
-        merge(args, env, Some((file, role)))
+        merge(args, env, Some((file, role)), profile)
     }
 }
 
@@ -108,9 +112,14 @@ fn var(env: &Env, name: &'static str) -> Option<Sourced<String>> {
         .map(|v| Sourced::new(v, Origin::Env(name)))
 }
 
-/// The one precedence rule: command line, then environment, then file, then (at
-/// validation) the default.
-fn merge(args: &CredentialArgs, env: &Env, file: Option<(&ConfigFile, &RoleEntry)>) -> RoleSources {
+/// The one precedence rule: command line, then environment, then this tool's config file,
+/// then the AWS shared config file's profile, then (at validation) the default.
+fn merge(
+    args: &CredentialArgs,
+    env: &Env,
+    file: Option<(&ConfigFile, &RoleEntry)>,
+    profile: &AwsProfile,
+) -> RoleSources {
     let key = &args.key;
     // A role's value from the file, if there is a file.
     macro_rules! in_file {
@@ -128,6 +137,14 @@ fn merge(args: &CredentialArgs, env: &Env, file: Option<(&ConfigFile, &RoleEntry
         in_file!(pkcs8_password_file)
             .map(|s| Sourced::new(PasswordSource::File(s.value), s.origin)),
     ]);
+    // As the AWS SDKs: the endpoint URLs of the environment and the shared config file
+    // are not used when either says so.
+    let ignore_endpoints = env
+        .get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .map(|v| v.trim().eq_ignore_ascii_case("true"))
+        .or(profile.ignore_endpoints.as_ref().map(|s| s.value))
+        .unwrap_or(false);
+    let configured = |value: Option<Sourced<String>>| value.filter(|_| !ignore_endpoints);
     let fips_env = env.get("AWS_USE_FIPS_ENDPOINT").map(|v| {
         Sourced::new(
             v.trim().eq_ignore_ascii_case("true"),
@@ -186,9 +203,10 @@ fn merge(args: &CredentialArgs, env: &Env, file: Option<(&ConfigFile, &RoleEntry
         region: first([nonempty_flag(&args.region, "--region"), in_file!(region)]),
         endpoint: first([
             nonempty_flag(&args.endpoint, "--endpoint"),
-            var(env, "AWS_ENDPOINT_URL_ROLESANYWHERE"),
-            var(env, "AWS_ENDPOINT_URL"),
+            configured(var(env, "AWS_ENDPOINT_URL_ROLESANYWHERE")),
+            configured(var(env, "AWS_ENDPOINT_URL")),
             in_file!(endpoint),
+            configured(profile.endpoint_url.clone()),
         ]),
         use_fips_endpoint: first([
             args.use_fips_endpoint
@@ -199,10 +217,12 @@ fn merge(args: &CredentialArgs, env: &Env, file: Option<(&ConfigFile, &RoleEntry
             nonempty_flag(&args.ca_bundle, "--ca-bundle"),
             var(env, "AWS_CA_BUNDLE").map(|s| Sourced::new(PathBuf::from(s.value), s.origin)),
             in_file!(ca_bundle),
+            profile.ca_bundle.clone(),
         ]),
         no_verify_ssl: args.no_verify_ssl,
         connect_timeout: flag(&args.connect_timeout, "--connect-timeout"),
         timeout: flag(&args.timeout, "--timeout"),
+        max_attempts: first([var(env, "AWS_MAX_ATTEMPTS"), profile.max_attempts.clone()]),
         allow_readable_key_files: key.allow_readable_key_files,
     }
 }

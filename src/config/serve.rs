@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::aws_profile::AwsProfile;
 use super::file::{ConfigFile, RoleEntry};
 use super::inputs::Inputs;
 use super::listen;
@@ -79,9 +80,17 @@ pub fn serve_plan(
             .map(|v| Sourced::new(v, Origin::Flag("--cert-expiry-warning-days"))),
         top.and_then(|(f, t)| f.top(&t.cert_expiry_warning_days, "cert_expiry_warning_days")),
     ]);
+    let profile = AwsProfile::load(inputs)?;
     let mut plan = match &file {
-        None => one_role(args, inputs, hop_limit, activated)?,
-        Some(file) => from_file(file, &args.credentials, inputs, hop_limit, activated)?,
+        None => one_role(args, inputs, &profile, hop_limit, activated)?,
+        Some(file) => from_file(
+            file,
+            &args.credentials,
+            inputs,
+            &profile,
+            hop_limit,
+            activated,
+        )?,
     };
     plan.max_connections = max_connections;
     plan.ops = ops
@@ -98,6 +107,7 @@ pub fn serve_plan(
 fn one_role(
     args: &ServeArgs,
     inputs: &Inputs,
+    profile: &AwsProfile,
     hop_limit: u32,
     activated: &[String],
 ) -> Result<Plan, ConfigError> {
@@ -127,7 +137,7 @@ fn one_role(
         }
     };
     let settings = session_settings(
-        &RoleSources::from_flags(&args.credentials, &inputs.env),
+        &RoleSources::from_flags(&args.credentials, &inputs.env, profile),
         inputs,
     )?;
     let group = args
@@ -206,6 +216,7 @@ pub fn file_roles<'f>(
     file: &'f ConfigFile,
     defaults: &CredentialArgs,
     inputs: &Inputs,
+    profile: &AwsProfile,
 ) -> Result<Vec<(&'f RoleEntry, SessionSettings)>, ConfigError> {
     let mut names = HashSet::new();
     let mut out = Vec::with_capacity(file.top.roles.len());
@@ -223,7 +234,7 @@ pub fn file_roles<'f>(
         if !names.insert(name.value.clone()) {
             return Err(name.error(format!("{:?} is used twice", name.value)));
         }
-        let sources = RoleSources::from_file_role(defaults, &inputs.env, file, entry);
+        let sources = RoleSources::from_file_role(defaults, &inputs.env, file, entry, profile);
         out.push((entry, session_settings(&sources, inputs)?));
     }
     Ok(out)
@@ -233,6 +244,7 @@ fn from_file(
     file: &ConfigFile,
     defaults: &CredentialArgs,
     inputs: &Inputs,
+    profile: &AwsProfile,
     hop_limit: u32,
     activated: &[String],
 ) -> Result<Plan, ConfigError> {
@@ -245,7 +257,10 @@ fn from_file(
     };
     let mut roles = Vec::with_capacity(file.top.roles.len());
     let mut listeners: Vec<ListenerPlan> = Vec::new();
-    for (index, (entry, settings)) in file_roles(file, defaults, inputs)?.into_iter().enumerate() {
+    for (index, (entry, settings)) in file_roles(file, defaults, inputs, profile)?
+        .into_iter()
+        .enumerate()
+    {
         let name = entry.name.get_ref().clone();
         // A passed socket named like the role is its IMDS listener unless the file says
         // otherwise.

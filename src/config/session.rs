@@ -22,6 +22,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: u64 = 5;
 /// Seconds one attempt may take, unless configured.
 pub const DEFAULT_TIMEOUT: u64 = 10;
 
+/// The attempts one CreateSession may take (`AWS_MAX_ATTEMPTS`, `max_attempts`): enough
+/// for any outage a retry can ride out, never a storm against a quota a fleet shares.
+pub const MAX_ATTEMPTS: std::ops::RangeInclusive<u32> = 1..=10;
+
 /// Everything a CreateSession call needs, validated.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -121,6 +125,21 @@ pub fn session_settings(
     };
     client.connect_timeout = seconds(&role.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     client.attempt_timeout = seconds(&role.timeout, DEFAULT_TIMEOUT);
+    if let Some(given) = &role.max_attempts {
+        client.max_attempts = given
+            .value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| MAX_ATTEMPTS.contains(n))
+            .ok_or_else(|| {
+                given.error(format!(
+                    "{:?} is not a number of attempts; use a whole number from 1 to {}",
+                    given.value,
+                    MAX_ATTEMPTS.end()
+                ))
+            })?;
+    }
     Ok(SessionSettings {
         identity,
         params: SessionParams {

@@ -28,19 +28,47 @@ fn role(name: &str, extra: &str) -> String {
     )
 }
 
-/// Inputs with `env` and a file system holding `t.toml` (and a password file).
-fn inputs(env: &[(&str, &str)], config: &str) -> Inputs {
+/// The AWS shared config file of the tests' home.
+const AWS_CONFIG: &str = "/home/t/.aws/config";
+
+/// Inputs with `env` (and HOME) and a file system holding `t.toml`, a password file and
+/// an AWS config file whose default profile holds `aws_keys`.
+fn inputs_with(env: &[(&str, &str)], config: &str, aws_keys: &str) -> Inputs {
     let files: HashMap<PathBuf, Vec<u8>> = [
         (PathBuf::from("t.toml"), config.as_bytes().to_vec()),
         (PathBuf::from("pw.txt"), b"from-file\n".to_vec()),
+        (
+            PathBuf::from(AWS_CONFIG),
+            format!("[default]\n{aws_keys}\n").into_bytes(),
+        ),
     ]
     .into_iter()
     .collect();
     Inputs {
-        env: Env::fixed(env.iter().copied()),
+        env: Env::fixed(env.iter().copied().chain([("HOME", "/home/t")])),
         fs: Fs::Fake(files),
         clock: Clock::System,
     }
+}
+
+fn inputs(env: &[(&str, &str)], config: &str) -> Inputs {
+    inputs_with(env, config, "")
+}
+
+fn plan_with(
+    flags: &[&str],
+    env: &[(&str, &str)],
+    top: &str,
+    role_keys: &str,
+    aws_keys: &str,
+) -> Result<Plan, ConfigError> {
+    let text = format!(
+        "{top}\n{}",
+        role("app", &format!("imds = \"127.0.0.1:9912\"\n{role_keys}"))
+    );
+    let mut all = vec!["--config", "t.toml"];
+    all.extend_from_slice(flags);
+    serve_plan(&serve_args(&all), &inputs_with(env, &text, aws_keys), &[])
 }
 
 fn plan(
@@ -49,13 +77,7 @@ fn plan(
     top: &str,
     role_keys: &str,
 ) -> Result<Plan, ConfigError> {
-    let text = format!(
-        "{top}\n{}",
-        role("app", &format!("imds = \"127.0.0.1:9912\"\n{role_keys}"))
-    );
-    let mut all = vec!["--config", "t.toml"];
-    all.extend_from_slice(flags);
-    serve_plan(&serve_args(&all), &inputs(env, &text), &[])
+    plan_with(flags, env, top, role_keys, "")
 }
 
 /// One setting: how each source gives it, and how the plan shows it.
@@ -66,11 +88,14 @@ struct Setting {
     /// A top-level line, or (if `in_role`) a key of the role.
     file: &'static str,
     in_role: bool,
+    /// A key of the AWS config file's profile, if it has one.
+    profile: Option<&'static str>,
     read: fn(&Plan) -> String,
     /// What each source yields in the plan, and the default.
     from_flag: &'static str,
     from_env: &'static str,
     from_file: &'static str,
+    from_profile: &'static str,
     default: &'static str,
 }
 
@@ -82,10 +107,12 @@ fn settings() -> Vec<Setting> {
             env: None,
             file: "session_duration = 2000",
             in_role: true,
+            profile: None,
             read: |p| p.roles[0].settings.params.duration_seconds.to_string(),
             from_flag: "1000",
             from_env: "",
             from_file: "2000",
+            from_profile: "",
             default: "3600",
         },
         Setting {
@@ -94,10 +121,12 @@ fn settings() -> Vec<Setting> {
             env: None,
             file: "region = \"eu-west-2\"",
             in_role: true,
+            profile: None,
             read: |p| p.roles[0].settings.params.region.clone(),
             from_flag: "eu-west-1",
             from_env: "",
             from_file: "eu-west-2",
+            from_profile: "",
             default: "us-east-1",
         },
         Setting {
@@ -106,10 +135,12 @@ fn settings() -> Vec<Setting> {
             env: Some(("AWS_ENDPOINT_URL", "https://env")),
             file: "endpoint = \"https://file\"",
             in_role: true,
+            profile: Some("endpoint_url = https://profile"),
             read: |p| p.roles[0].settings.client.endpoint.clone(),
             from_flag: "https://flag",
             from_env: "https://env",
             from_file: "https://file",
+            from_profile: "https://profile",
             default: "https://rolesanywhere.us-east-1.amazonaws.com",
         },
         Setting {
@@ -118,10 +149,12 @@ fn settings() -> Vec<Setting> {
             env: Some(("AWS_CA_BUNDLE", "/env.pem")),
             file: "ca_bundle = \"/file.pem\"",
             in_role: true,
+            profile: Some("ca_bundle = /profile.pem"),
             read: |p| format!("{:?}", p.roles[0].settings.client.ca_bundle),
             from_flag: "Some(\"/flag.pem\")",
             from_env: "Some(\"/env.pem\")",
             from_file: "Some(\"/file.pem\")",
+            from_profile: "Some(\"/profile.pem\")",
             default: "None",
         },
         Setting {
@@ -130,6 +163,7 @@ fn settings() -> Vec<Setting> {
             env: Some(("ROLESANYWHERE_PKCS8_PASSWORD", "from-env")),
             file: "pkcs8_password_file = \"pw.txt\"",
             in_role: true,
+            profile: None,
             read: |p| {
                 let password = p.roles[0].settings.identity.password.as_ref();
                 password.map_or("none", |s| s.expose()).to_owned()
@@ -137,6 +171,7 @@ fn settings() -> Vec<Setting> {
             from_flag: "",
             from_env: "from-env",
             from_file: "from-file",
+            from_profile: "",
             default: "none",
         },
         Setting {
@@ -145,10 +180,12 @@ fn settings() -> Vec<Setting> {
             env: None,
             file: "hop_limit = 3",
             in_role: false,
+            profile: None,
             read: |p| p.listeners[0].hop_limit.to_string(),
             from_flag: "2",
             from_env: "",
             from_file: "3",
+            from_profile: "",
             default: "64",
         },
         Setting {
@@ -157,10 +194,12 @@ fn settings() -> Vec<Setting> {
             env: None,
             file: "max_connections = 20",
             in_role: false,
+            profile: None,
             read: |p| p.max_connections.to_string(),
             from_flag: "10",
             from_env: "",
             from_file: "20",
+            from_profile: "",
             default: "4096",
         },
         Setting {
@@ -169,10 +208,12 @@ fn settings() -> Vec<Setting> {
             env: None,
             file: "ops = \"127.0.0.1:2\"",
             in_role: false,
+            profile: None,
             read: |p| format!("{:?}", p.ops.as_ref().map(|o| o.to_string())),
             from_flag: "Some(\"127.0.0.1:1\")",
             from_env: "",
             from_file: "Some(\"127.0.0.1:2\")",
+            from_profile: "",
             default: "None",
         },
         Setting {
@@ -181,10 +222,12 @@ fn settings() -> Vec<Setting> {
             env: None,
             file: "allowed_hosts = [\"file.internal\"]",
             in_role: false,
+            profile: None,
             read: |p| p.allowed_hosts.join(","),
             from_flag: "flag.internal",
             from_env: "",
             from_file: "file.internal",
+            from_profile: "",
             default: "",
         },
         Setting {
@@ -193,10 +236,12 @@ fn settings() -> Vec<Setting> {
             env: None,
             file: "cert_expiry_warning_days = 9",
             in_role: false,
+            profile: None,
             read: |p| p.cert_expiry_warning_days.to_string(),
             from_flag: "7",
             from_env: "",
             from_file: "9",
+            from_profile: "",
             default: "30",
         },
     ]
@@ -206,10 +251,11 @@ fn settings() -> Vec<Setting> {
 fn command_line_then_environment_then_file_then_default_for_every_setting() {
     for setting in settings() {
         // Every subset of the sources this setting has.
-        for mask in 0..8u8 {
+        for mask in 0..16u8 {
             let flag = mask & 1 != 0 && !setting.flag.is_empty();
             let env = mask & 2 != 0 && setting.env.is_some();
             let file = mask & 4 != 0;
+            let profile = mask & 8 != 0 && setting.profile.is_some();
             let flags: &[&str] = if flag { setting.flag } else { &[] };
             let vars: Vec<(&str, &str)> = setting.env.filter(|_| env).into_iter().collect();
             let (top, role_keys) = match (file, setting.in_role) {
@@ -217,7 +263,8 @@ fn command_line_then_environment_then_file_then_default_for_every_setting() {
                 (true, true) => ("", setting.file),
                 (true, false) => (setting.file, ""),
             };
-            let plan = plan(flags, &vars, top, role_keys)
+            let aws_keys = setting.profile.filter(|_| profile).unwrap_or_default();
+            let plan = plan_with(flags, &vars, top, role_keys, aws_keys)
                 .unwrap_or_else(|e| panic!("{}: {e}", setting.name));
             let expected = if flag {
                 setting.from_flag
@@ -225,13 +272,15 @@ fn command_line_then_environment_then_file_then_default_for_every_setting() {
                 setting.from_env
             } else if file {
                 setting.from_file
+            } else if profile {
+                setting.from_profile
             } else {
                 setting.default
             };
             assert_eq!(
                 (setting.read)(&plan),
                 expected,
-                "{}: flag {flag}, environment {env}, file {file}",
+                "{}: flag {flag}, environment {env}, file {file}, AWS profile {profile}",
                 setting.name
             );
         }
@@ -377,4 +426,34 @@ fn the_config_file_is_read_through_the_file_system_given() {
         error.starts_with("config file other.toml: cannot be read"),
         "{error}"
     );
+}
+
+#[test]
+fn the_aws_config_file_gives_attempts_and_the_services_endpoint_and_can_be_ignored() {
+    let aws = "max_attempts = 5\nservices = mine\n[services mine]\nrolesanywhere =\n  endpoint_url = https://svc.example\n";
+    let plan = plan_with(&[], &[], "", "", aws).unwrap();
+    let client = &plan.roles[0].settings.client;
+    assert_eq!(client.max_attempts, 5);
+    assert_eq!(client.endpoint, "https://svc.example");
+    let plan = plan_with(&[], &[("AWS_MAX_ATTEMPTS", "2")], "", "", aws).unwrap();
+    assert_eq!(plan.roles[0].settings.client.max_attempts, 2);
+    let ignoring = [
+        ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ("AWS_ENDPOINT_URL", "https://env"),
+    ];
+    let plan = plan_with(&[], &ignoring, "", "", aws).unwrap();
+    assert_eq!(
+        plan.roles[0].settings.client.endpoint,
+        "https://rolesanywhere.us-east-1.amazonaws.com"
+    );
+    let error = plan_with(&[], &[], "", "", "max_attempts = 0")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "AWS config file /home/t/.aws/config, line 2: profile \"default\": max_attempts \"0\" is not a number of attempts; use a whole number from 1 to 10"
+    );
+    // A profile that AWS_PROFILE names but the file lacks gives nothing, and no error.
+    let plan = plan_with(&[], &[("AWS_PROFILE", "absent")], "", "", aws).unwrap();
+    assert_eq!(plan.roles[0].settings.client.max_attempts, 3);
 }

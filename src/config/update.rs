@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::aws_profile::AwsProfile;
 use super::file::ConfigFile;
 use super::inputs::Inputs;
 use super::origin::{ConfigError, Origin, Sourced};
@@ -17,6 +18,7 @@ pub fn update_plan(args: &UpdateArgs, inputs: &Inputs) -> Result<UpdatePlan, Con
     super::identity::refuse_unavailable(&args.credentials.key)?;
     let file =
         crate::credfile::default_path(|k| inputs.env.get(k)).map_err(ConfigError::conflict)?;
+    let aws_profile = AwsProfile::load(inputs)?;
     let roles = match &args.config {
         Some(path) => {
             refuse_flags_beside_config(
@@ -26,7 +28,7 @@ pub fn update_plan(args: &UpdateArgs, inputs: &Inputs) -> Result<UpdatePlan, Con
             let config = ConfigFile::read(path, &inputs.fs)?;
             let mut profiles = HashSet::new();
             let mut roles = Vec::new();
-            for (entry, settings) in file_roles(&config, &args.credentials, inputs)? {
+            for (entry, settings) in file_roles(&config, &args.credentials, inputs, &aws_profile)? {
                 let profile = config
                     .of(entry, &entry.profile, "profile")
                     .unwrap_or_else(|| {
@@ -48,7 +50,7 @@ pub fn update_plan(args: &UpdateArgs, inputs: &Inputs) -> Result<UpdatePlan, Con
                 Origin::Flag("--profile"),
             );
             check_profile_name(&profile)?;
-            let sources = RoleSources::from_flags(&args.credentials, &inputs.env);
+            let sources = RoleSources::from_flags(&args.credentials, &inputs.env, &aws_profile);
             vec![(profile.value, session_settings(&sources, inputs)?)]
         }
     };

@@ -1,5 +1,6 @@
 //! The integration tests: one crate, one module per area, run by `tests/run.sh`.
 
+mod aws_config;
 mod common;
 mod credential_process;
 mod demo;

@@ -26,6 +26,9 @@ pub fn helper() -> Command {
         "AWS_ENDPOINT_URL_ROLESANYWHERE",
         "AWS_ENDPOINT_URL",
         "AWS_USE_FIPS_ENDPOINT",
+        "AWS_PROFILE",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
         "HTTPS_PROXY",
         "https_proxy",
         "HTTP_PROXY",
@@ -36,6 +39,8 @@ pub fn helper() -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // Whatever the shared config file of the user running the tests says does not count.
+    cmd.env("AWS_CONFIG_FILE", "/dev/null");
     cmd
 }
 
