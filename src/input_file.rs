@@ -1,5 +1,6 @@
 //! The files an identity is read from (certificate, private key, intermediates, password):
-//! what each is for, reading one within limits, and the guard on files that hold a secret.
+//! what each is for, reading one within limits, and the guard on files that hold a secret
+//! (also used for PKCS#11 PIN files).
 //!
 //! Every error about such a file reads "{role} {path} {problem}; {fix}", e.g. "certificate
 //! /dev/zero is a character device, not a regular file; give the certificate file", since
@@ -29,6 +30,14 @@ impl Role {
             Self::PrivateKey => "private key",
             Self::Intermediates => "intermediates bundle",
             Self::PasswordFile => "password file",
+        }
+    }
+
+    /// The file to give, for a fix ("give the private key file itself").
+    fn file(self) -> String {
+        match self {
+            Self::PasswordFile => self.noun().to_owned(),
+            _ => format!("{} file", self.noun()),
         }
     }
 
@@ -69,8 +78,8 @@ pub fn file_error(
     role.error(ErrorKind::Malformed, path, problem, fix)
 }
 
-/// What to do about a file holding a private key (or its password) that group or others
-/// can read: such a key is as good as shared with every local account that can read it.
+/// What to do about a file holding a private key (or its password, or a PIN) that every
+/// local account can read: such a key is as good as shared with all of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Readable {
     /// Refuse it, saying how to fix the mode (the default).
@@ -80,38 +89,91 @@ pub enum Readable {
     Warn,
 }
 
-/// Checks that the secret-bearing file at `path` is readable by its owner only.
-pub fn guard_secret(role: Role, path: &Path, policy: Readable) -> Result<(), IdentityError> {
+/// Why a file cannot hold a secret (a key, a password, a PIN). The one rule for every such
+/// file; each caller words it after its own name for the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfit {
+    /// A directory: the wrong path, whatever its mode says.
+    Directory,
+    /// Others can read it (`mode & 0o004`): every local account has the secret.
+    ReadableByOthers { mode: u32 },
+}
+
+impl Unfit {
+    /// [`ErrorKind::NotAFile`] or [`ErrorKind::Exposed`]; neither passes by itself.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Self::Directory => ErrorKind::NotAFile,
+            Self::ReadableByOthers { .. } => ErrorKind::Exposed,
+        }
+    }
+
+    /// What is wrong, reading after the file's name.
+    pub fn problem(self) -> String {
+        match self {
+            Self::Directory => "is a directory, not a file".into(),
+            Self::ReadableByOthers { mode } => {
+                format!("can be read by others (mode {mode:04o})")
+            }
+        }
+    }
+
+    /// What to do about the file at `path`, whose kind is `file` ("private key file").
+    pub fn fix(self, path: &Path, file: &str) -> String {
+        match self {
+            Self::Directory => format!("give the {file} itself"),
+            Self::ReadableByOthers { .. } => format!(
+                "make it private with: chmod 600 {} (or pass --allow-readable-key-files to use it anyway)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// The guard on every file that holds a secret: refuses a directory, and a file others can
+/// read unless `policy` says to warn (naming it a `noun` in the warning).
+///
+/// A file its group can read is used: the `root:ssl-cert` 0640 layout, where a key is
+/// given to the services of one group on purpose, is common, and the official helper reads
+/// it. A missing or unreadable file passes: the read that follows reports it in its own
+/// words.
+pub fn check_secret_file(path: &Path, noun: &str, policy: Readable) -> Result<(), Unfit> {
     use std::os::unix::fs::PermissionsExt as _;
     let Ok(meta) = std::fs::metadata(path) else {
-        // The read that follows reports a missing or unreadable file in its own words.
         return Ok(());
     };
-    if !meta.is_file() && role != Role::PasswordFile {
-        // So does it a device, FIFO or directory given as a certificate or key ("is a
-        // character device, not a regular file"), which says more than its mode would.
-        // A password file may be a pipe on purpose, and is guarded whatever it is.
-        return Ok(());
+    if meta.is_dir() {
+        return Err(Unfit::Directory);
     }
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o044 == 0 {
+    if mode & 0o004 == 0 {
         return Ok(());
     }
     match policy {
         Readable::Warn => {
-            tracing::warn!(file = %path.display(), mode = %format!("{mode:04o}"), "this {} can be read by group or others", role.noun());
+            tracing::warn!(file = %path.display(), mode = %format!("{mode:04o}"), "this {noun} can be read by others");
             Ok(())
         }
-        Readable::Refuse => Err(role.error(
-            ErrorKind::Exposed,
-            path,
-            format!("holds a secret but can be read by group or others (mode {mode:04o})"),
-            format!(
-                "make it private with: chmod 600 {} (or pass --allow-readable-key-files to use it anyway)",
-                path.display()
-            ),
-        )),
+        Readable::Refuse => Err(Unfit::ReadableByOthers { mode }),
     }
+}
+
+/// Checks the secret-bearing file at `path` with [`check_secret_file`].
+pub fn guard_secret(role: Role, path: &Path, policy: Readable) -> Result<(), IdentityError> {
+    if role != Role::PasswordFile && !path.is_file() {
+        // A device, FIFO or directory given as a certificate or key is reported by the
+        // read ("is a character device, not a regular file"), which says more than its
+        // mode would. A password file may be a pipe on purpose, and is guarded whatever
+        // it is.
+        return Ok(());
+    }
+    check_secret_file(path, role.noun(), policy).map_err(|unfit| {
+        let problem = match unfit {
+            Unfit::ReadableByOthers { .. } => format!("holds a secret but {}", unfit.problem()),
+            Unfit::Directory => unfit.problem(),
+        };
+        role.error(unfit.kind(), path, problem, unfit.fix(path, &role.file()))
+    })
 }
 
 /// Reads a whole certificate, key, intermediates or PKCS#12 file, at most
@@ -154,7 +216,7 @@ fn read_error(role: Role, path: &Path, error: &io::Error) -> IdentityError {
             ErrorKind::NotAFile,
             path,
             "is a directory, not a file",
-            format!("give the {} file itself", role.noun()),
+            format!("give the {} itself", role.file()),
         ),
         io::ErrorKind::InvalidInput => role.error(
             ErrorKind::NotAFile,
@@ -279,12 +341,61 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key.pem");
         std::fs::write(&path, "x").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let error = guard_secret(Role::PrivateKey, &path, Readable::Refuse).unwrap_err();
-        assert!(error.to_string().contains("(mode 0640)"), "{error}");
-        assert_eq!(error.kind(), ErrorKind::Exposed);
-        assert!(!error.is_transient());
-        assert!(guard_secret(Role::PrivateKey, &path, Readable::Warn).is_ok());
+        for mode in [0o604, 0o644, 0o666] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = guard_secret(Role::PrivateKey, &path, Readable::Refuse).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!(
+                    "holds a secret but can be read by others (mode 0{mode:o}); make it private with: chmod 600"
+                )),
+                "{text}"
+            );
+            assert_eq!(error.kind(), ErrorKind::Exposed);
+            assert!(!error.is_transient());
+            assert!(guard_secret(Role::PrivateKey, &path, Readable::Warn).is_ok());
+        }
+    }
+
+    /// The `root:ssl-cert` layout: a key its group can read, as the official helper takes it.
+    #[test]
+    fn secrets_only_the_group_can_read_are_used() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "x").unwrap();
+        for mode in [0o600, 0o640, 0o660, 0o400, 0o440] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            for role in [Role::PrivateKey, Role::Certificate, Role::PasswordFile] {
+                assert!(
+                    guard_secret(role, &path, Readable::Refuse).is_ok(),
+                    "{role:?} {mode:o}"
+                );
+            }
+        }
+    }
+
+    /// A directory is the wrong path, whatever its mode: never "readable by others".
+    #[test]
+    fn a_directory_is_called_a_directory_whatever_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o777, 0o755, 0o700] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = guard_secret(Role::PasswordFile, dir.path(), Readable::Refuse).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "password file {} is a directory, not a file; give the password file itself",
+                    dir.path().display()
+                )
+            );
+            assert_eq!(error.kind(), ErrorKind::NotAFile);
+            assert_eq!(
+                check_secret_file(dir.path(), "PIN file", Readable::Warn),
+                Err(Unfit::Directory)
+            );
+        }
     }
 
     /// `/dev/zero` (mode 0666) given as a key is refused by the read as what it is, not
@@ -294,6 +405,11 @@ mod tests {
         let zero = Path::new("/dev/zero");
         assert!(guard_secret(Role::PrivateKey, zero, Readable::Refuse).is_ok());
         let error = guard_secret(Role::PasswordFile, zero, Readable::Refuse).unwrap_err();
-        assert!(error.to_string().contains("(mode 0666)"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("can be read by others (mode 0666)"),
+            "{error}"
+        );
     }
 }

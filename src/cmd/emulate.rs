@@ -18,6 +18,21 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, EmulatorError> {
     })
 }
 
+/// Reads `--trust-anchor`. A first trial names a file that is not there yet: say how to make
+/// a development CA rather than only that it is missing.
+fn read_anchor(path: &Path) -> Result<Vec<u8>, EmulatorError> {
+    read("cannot read the trust anchor", path).map_err(|error| match error {
+        EmulatorError::File { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            EmulatorError::Missing {
+                what: "trust anchor",
+                path: path.display().to_string(),
+                fix: "make a development CA with: rolesanywhere-helper pki init DIR, then give --trust-anchor DIR/root-ca.pem (or your own CA certificate)",
+            }
+        }
+        other => other,
+    })
+}
+
 /// Builds the configuration the flags describe.
 pub fn config_from_args(args: &EmulateArgs) -> Result<EmulatorConfig, EmulatorError> {
     let mut config = match &args.config {
@@ -28,7 +43,7 @@ pub fn config_from_args(args: &EmulateArgs) -> Result<EmulatorConfig, EmulatorEr
                     "give --trust-anchor FILE or --config FILE".into(),
                 ));
             };
-            let pem = read("cannot read the trust anchor", anchor)?;
+            let pem = read_anchor(anchor)?;
             let pem = String::from_utf8(pem).map_err(|_| {
                 EmulatorError::Config(format!("trust anchor {} is not PEM text", anchor.display()))
             })?;
@@ -37,7 +52,7 @@ pub fn config_from_args(args: &EmulateArgs) -> Result<EmulatorConfig, EmulatorEr
     };
     if args.config.is_some() {
         if let Some(anchor) = &args.trust_anchor {
-            let pem = read("cannot read the trust anchor", anchor)?;
+            let pem = read_anchor(anchor)?;
             let certificates_der = pem_certificates(&pem).map_err(|e| {
                 EmulatorError::Config(format!("trust anchor {}: {e}", anchor.display()))
             })?;

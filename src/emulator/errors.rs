@@ -167,6 +167,13 @@ pub enum EmulatorError {
         path: String,
         source: std::io::Error,
     },
+    /// A file that must be given does not exist; the fix says how to make one.
+    #[error("{what} {path} does not exist; {fix}")]
+    Missing {
+        what: &'static str,
+        path: String,
+        fix: &'static str,
+    },
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}; pick another --port or --bind")]
     Bind {

@@ -11,8 +11,9 @@
 //! variable and credential (`--pkcs11-context-pin-file`, `$ROLESANYWHERE_PKCS11_CONTEXT_PIN`,
 //! `pkcs11-context-pin`), or is the user PIN under `--reuse-pin`.
 //!
-//! PIN files that group or others can read are refused, as key files are (only a warning
-//! with `--allow-readable-key-files`).
+//! PIN files are guarded as key files are ([`check_secret_file`]): one that others can read
+//! is refused (only a warning with `--allow-readable-key-files`), one its group can read is
+//! used, and a directory is called one.
 //!
 //! Interactive commands may also ask on `/dev/tty`, as the official helper does. A PIN is
 //! read when a login needs it and wiped from memory right after (files and the terminal
@@ -26,7 +27,7 @@ use zeroize::Zeroizing;
 
 use super::uri::Pkcs11Uri;
 use crate::identity_error::ErrorKind;
-use crate::input_file::Readable;
+use crate::input_file::{Readable, check_secret_file};
 use crate::secret::Secret;
 
 /// The variable that may hold the user PIN.
@@ -49,7 +50,7 @@ pub struct PinOptions {
     pub reuse_pin: bool,
     /// The command may ask on the terminal when no other source has a PIN.
     pub prompt: bool,
-    /// What to do about a PIN file that group or others can read.
+    /// What to do about a PIN file that others can read.
     pub readable: Readable,
 }
 
@@ -58,7 +59,8 @@ pub struct PinOptions {
 #[error("{problem}; {fix}")]
 pub struct PinError {
     /// [`ErrorKind::Unavailable`] for a PIN file that is missing or unreadable now,
-    /// [`ErrorKind::Exposed`] for one others can read, [`ErrorKind::Usage`] otherwise.
+    /// [`ErrorKind::Exposed`] for one others can read, [`ErrorKind::NotAFile`] for a
+    /// directory, [`ErrorKind::Usage`] otherwise.
     pub kind: ErrorKind,
     pub problem: String,
     pub fix: String,
@@ -136,8 +138,9 @@ pub fn find(
         }
         if let Some(source) = &uri.pin_source {
             let path = pin_source_path(source)?;
-            let origin = format!("the file {} (pin-source in the URI)", path.display());
-            guard(&path, &origin, options.readable)?;
+            let via = "pin-source in the URI";
+            let origin = format!("the file {} ({via})", path.display());
+            guard(&path, via, options.readable)?;
             return read_file(&path, &origin).map(Some);
         }
     }
@@ -147,7 +150,7 @@ pub fn find(
     };
     if let Some(path) = file {
         let origin = format!("the file {} ({})", path.display(), kind.flag());
-        guard(path, &origin, options.readable)?;
+        guard(path, kind.flag(), options.readable)?;
         return read_file(path, &origin).map(Some);
     }
     if let Some(value) = env(kind.env()) {
@@ -233,31 +236,19 @@ fn pin_source_path(source: &str) -> Result<PathBuf, PinError> {
     Ok(PathBuf::from(source))
 }
 
-/// Refuses (or warns about) a PIN file that group or others can read.
-fn guard(path: &Path, origin: &str, readable: Readable) -> Result<(), PinError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let Ok(meta) = std::fs::metadata(path) else {
-        // The read that follows reports a missing or unreadable file in its own words.
-        return Ok(());
-    };
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o044 == 0 {
-        return Ok(());
-    }
-    match readable {
-        Readable::Warn => {
-            tracing::warn!(file = %path.display(), mode = %format!("{mode:04o}"), "this PIN file can be read by group or others");
-            Ok(())
-        }
-        Readable::Refuse => Err(PinError::of(
-            ErrorKind::Exposed,
-            format!("the PIN in {origin} can be read by group or others (mode {mode:04o})"),
+/// The guard of key files, for the PIN file at `path` given `via` a flag or the URI.
+fn guard(path: &Path, via: &str, readable: Readable) -> Result<(), PinError> {
+    check_secret_file(path, "PIN file", readable).map_err(|unfit| {
+        PinError::of(
+            unfit.kind(),
             format!(
-                "make it private with: chmod 600 {} (or pass --allow-readable-key-files to use it anyway)",
-                path.display()
+                "the PIN file {} ({via}) {}",
+                path.display(),
+                unfit.problem()
             ),
-        )),
-    }
+            unfit.fix(path, "PIN file"),
+        )
+    })
 }
 
 /// A PIN file: its content less one trailing line ending.
@@ -524,16 +515,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("mode 0644") && error.contains("chmod 600"),
+            error.contains("(--pkcs11-pin-file) can be read by others (mode 0644); make it private with: chmod 600"),
             "{error}"
         );
         let kind = find(Kind::User, None, &options, &no_env).unwrap_err().kind;
         assert_eq!(kind, ErrorKind::Exposed);
         options.readable = Readable::Warn;
         assert!(find(Kind::User, None, &options, &no_env).unwrap().is_some());
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         options.readable = Readable::Refuse;
-        assert!(find(Kind::User, None, &options, &no_env).unwrap().is_some());
+        // Readable by its group only (root:ssl-cert 0640): used, as a key file is.
+        for mode in [0o600, 0o640, 0o660] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert!(
+                find(Kind::User, None, &options, &no_env).unwrap().is_some(),
+                "{mode:o}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_directory_as_pin_file_is_called_a_directory() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o777, 0o700] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            let options = PinOptions {
+                pin_file: Some(dir.path().to_path_buf()),
+                ..PinOptions::default()
+            };
+            let error = find(Kind::User, None, &options, &no_env).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the PIN file {} (--pkcs11-pin-file) is a directory, not a file; give the PIN file itself",
+                    dir.path().display()
+                )
+            );
+            assert_eq!(error.kind, ErrorKind::NotAFile);
+        }
     }
 
     #[test]

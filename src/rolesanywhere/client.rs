@@ -35,7 +35,12 @@ impl Client {
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| ClientError::Endpoint(config.endpoint.clone()))?;
         let tls = super::tls::config(&config)?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if super::proxy::never_proxied(&base) {
+            // As the official helper: HTTPS_PROXY is for the way out, never for this host.
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .use_preconfigured_tls(tls)
             .connect_timeout(config.connect_timeout)
             .timeout(config.attempt_timeout)

@@ -143,7 +143,9 @@ fn refusal_hint(error_type: &str, message: &str) -> Option<&'static str> {
     } else if is_clock_skew(&m) {
         "the host clock differs from the service's by more than 5 minutes: synchronise it (NTP)"
     } else if m.contains("invalid signature") {
-        "check that the private key belongs to the certificate, and that --region matches the trust anchor"
+        // The key was checked against the certificate before sending, so the likeliest
+        // cause left is a scope the service does not expect.
+        "the request was signed for a region that is not the trust anchor's, most likely: leave out --region or give the trust anchor's region, with an --endpoint in that region (the key was checked against the certificate before sending)"
     } else if m.contains("rolesessionname") {
         "the profile does not accept a role session name: drop --role-session-name or enable acceptRoleSessionName on the profile"
     } else if error_type == "ResourceNotFoundException" {
@@ -193,6 +195,21 @@ mod tests {
         assert!(text.starts_with("CreateSession refused (403 AccessDeniedException): Untrusted Signing Certificate - the certificate does not chain"));
         assert!(text.ends_with("[request id r-1]"));
         assert!(!e.is_transient());
+    }
+
+    /// The key is checked against the certificate locally, so the hint leads with the
+    /// region, the cause left.
+    #[test]
+    fn an_invalid_signature_points_at_the_region_first() {
+        let text = service(403, "Invalid signature").to_string();
+        let hint = text
+            .strip_prefix("CreateSession refused (403 AccessDeniedException): Invalid signature - ")
+            .unwrap();
+        assert!(
+            hint.starts_with("the request was signed for a region that is not the trust anchor's"),
+            "{text}"
+        );
+        assert!(hint.find("--region") < hint.find("key"), "{text}");
     }
 
     #[test]

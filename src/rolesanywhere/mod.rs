@@ -9,12 +9,14 @@
 //!
 //! One module per step: [`settings`] (what to call and how), `request` (the signed
 //! request), `client` (sending it, and the failures of the transport), `retry` (the wait
-//! between attempts), `answer` (reading the service's answer), `tls` (whom to trust), and
-//! [`error`] (what went wrong, and whether trying again may help).
+//! between attempts), `answer` (reading the service's answer), `tls` (whom to trust),
+//! `proxy` (which endpoints skip the environment's proxy), and [`error`] (what went wrong,
+//! and whether trying again may help).
 
 mod answer;
 mod client;
 pub mod error;
+mod proxy;
 mod request;
 mod retry;
 pub mod settings;

@@ -15,6 +15,7 @@ mod identity_files;
 mod input_limits;
 mod kat;
 mod layout;
+mod migration;
 mod pkcs11;
 mod secrets;
 mod serve_config;

@@ -477,6 +477,14 @@ fn every_pin_source_logs_in() {
     let pin_file = fixture.hsm.pin_file();
     let creds = tempfile::tempdir().unwrap();
     write_secret(&creds.path().join("pkcs11-pin"), PIN);
+    // Readable by its group (root:ssl-cert 0640), as the official helper's users keep
+    // PIN files: used, since no other account can read it.
+    let group_readable = fixture.hsm.dir.path().join("group-pin");
+    write_secret(&group_readable, PIN);
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&group_readable, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
     let base = format!("pkcs11:token={TOKEN};object=leaf");
     /// What the case is, the `--certificate` value and flags after it, the environment.
     type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, String)>);
@@ -498,6 +506,15 @@ fn every_pin_source_logs_in() {
                 base.clone(),
                 "--pkcs11-pin-file".into(),
                 pin_file.display().to_string(),
+            ],
+            vec![],
+        ),
+        (
+            "group-readable --pkcs11-pin-file",
+            vec![
+                base.clone(),
+                "--pkcs11-pin-file".into(),
+                group_readable.display().to_string(),
             ],
             vec![],
         ),
@@ -627,6 +644,13 @@ fn failures_are_one_clear_line() {
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let shared = shared.display().to_string();
+    let pin_dir = fixture.hsm.dir.path().join("pin-dir");
+    std::fs::create_dir(&pin_dir).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&pin_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let pin_dir = pin_dir.display().to_string();
     let leaf = format!("pkcs11:token={TOKEN};object=leaf");
     let cases: Vec<(&str, Vec<String>, &[&str])> = vec![
         (
@@ -654,7 +678,19 @@ fn failures_are_one_clear_line() {
                 "--pkcs11-pin-file".into(),
                 shared,
             ],
-            &["can be read by group or others (mode 0644)", "chmod 600"],
+            &["can be read by others (mode 0644)", "chmod 600"],
+        ),
+        (
+            "directory as PIN file",
+            vec![
+                "--certificate".into(),
+                leaf.clone(),
+                "--pkcs11-lib".into(),
+                module.clone(),
+                "--pkcs11-pin-file".into(),
+                pin_dir.clone(),
+            ],
+            &["is a directory, not a file; give the PIN file itself"],
         ),
         (
             "missing PIN",

@@ -123,7 +123,7 @@ pub fn json_stdout(out: &Output, what: &str) -> serde_json::Value {
 }
 
 /// Files the tests write are private (umask 077), as key files must be: the helper refuses
-/// a private key that group or others can read (`identity_bad_input` checks that refusal
+/// a private key that others can read (`identity_bad_input` checks that refusal
 /// with an explicit chmod). Set before any test runs, so that every file a test or a tool
 /// it starts writes is covered.
 #[used]
