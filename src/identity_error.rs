@@ -47,7 +47,7 @@ pub enum ErrorKind {
     /// A certificate the service would refuse: a CA certificate as leaf, a keyUsage
     /// without digitalSignature, an expired certificate, a chain that is too long.
     Refused,
-    /// A file holding a secret that group or others can read.
+    /// A file holding a secret that other accounts can read (mode o+r).
     Exposed,
     /// The token refused the PIN or the login (incorrect, locked, not acceptable), or the
     /// PIN was refused before and is not sent again: each attempt counts towards locking.

@@ -11,7 +11,7 @@ use super::role::RoleSources;
 use crate::arn::Arn;
 use crate::endpoint;
 use crate::identity::IdentitySpec;
-use crate::rolesanywhere::{ClientConfig, SessionParams};
+use crate::rolesanywhere::{ClientConfig, ProxyEnv, SessionParams};
 
 /// The service's bounds on `durationSeconds`.
 pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43200;
@@ -125,6 +125,7 @@ pub fn session_settings(
     };
     client.connect_timeout = seconds(&role.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     client.attempt_timeout = seconds(&role.timeout, DEFAULT_TIMEOUT);
+    client.proxy = proxy_env(&inputs.env);
     if let Some(given) = &role.max_attempts {
         client.max_attempts = given
             .value
@@ -183,4 +184,14 @@ fn required_arn(
         )));
     }
     Ok(Sourced::new(arn, given.origin.clone()))
+}
+
+/// The proxy variables, upper case first as Go reads them.
+fn proxy_env(env: &super::inputs::Env) -> ProxyEnv {
+    let either = |upper: &str, lower: &str| env.nonempty(upper).or_else(|| env.nonempty(lower));
+    ProxyEnv {
+        https: either("HTTPS_PROXY", "https_proxy"),
+        http: either("HTTP_PROXY", "http_proxy"),
+        no_proxy: either("NO_PROXY", "no_proxy"),
+    }
 }

@@ -19,7 +19,7 @@ pub struct IdentitySpec {
     pub intermediates: Option<PathBuf>,
     /// Password of an encrypted PKCS#8 key or a PKCS#12 file.
     pub password: Option<Secret>,
-    /// Whether a key file that group or others can read is refused or only warned about.
+    /// Whether a key file that other accounts can read is refused or only warned about.
     pub readable_key_files: Readable,
     /// The key (and perhaps the certificate) on a token; `certificate` may still name a
     /// certificate file for a key on a token.

@@ -35,10 +35,11 @@ impl Client {
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| ClientError::Endpoint(config.endpoint.clone()))?;
         let tls = super::tls::config(&config)?;
-        let mut builder = reqwest::Client::builder();
-        if super::proxy::never_proxied(&base) {
-            // As the official helper: HTTPS_PROXY is for the way out, never for this host.
-            builder = builder.no_proxy();
+        // Only the proxy the settings name: reqwest alone would also read ALL_PROXY, which
+        // the official helper ignores.
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if let Some(proxy) = super::proxy::for_endpoint(&base, &config.proxy)? {
+            builder = builder.proxy(proxy);
         }
         let http = builder
             .use_preconfigured_tls(tls)

@@ -21,6 +21,15 @@ pub enum ClientError {
     /// rustls refused the protocol versions or the provider.
     #[error("cannot set up TLS: {0}")]
     Tls(#[source] rustls::Error),
+    /// The proxy of the environment is not a URL.
+    #[error(
+        "the proxy in ${name} cannot be used ({source}); give a URL such as http://proxy.example:3128"
+    )]
+    Proxy {
+        name: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
     /// The HTTP client could not be built on the TLS configuration.
     #[error("cannot set up TLS: {0}")]
     Http(#[source] reqwest::Error),

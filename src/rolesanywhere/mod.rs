@@ -25,4 +25,4 @@ mod tls;
 pub use answer::{parse_credentials, parse_error};
 pub use client::Client;
 pub use error::{CaBundleError, ClientError, CreateSessionError};
-pub use settings::{ClientConfig, SessionParams};
+pub use settings::{ClientConfig, ProxyEnv, SessionParams};

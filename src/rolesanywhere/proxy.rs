@@ -11,6 +11,36 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
+use super::error::ClientError;
+use super::settings::ProxyEnv;
+
+/// The proxy for requests to `base`: none for a loopback endpoint, else `HTTPS_PROXY` or
+/// `HTTP_PROXY` by the endpoint's scheme, minus the hosts of `NO_PROXY`.
+pub(super) fn for_endpoint(
+    base: &Url,
+    env: &ProxyEnv,
+) -> Result<Option<reqwest::Proxy>, ClientError> {
+    if never_proxied(base) {
+        // As the official helper: the proxy is for the way out, never for this host.
+        return Ok(None);
+    }
+    let (name, url) = match base.scheme() {
+        "https" => ("HTTPS_PROXY", &env.https),
+        _ => ("HTTP_PROXY", &env.http),
+    };
+    let Some(url) = url.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let proxy = reqwest::Proxy::all(url).map_err(|source| ClientError::Proxy { name, source })?;
+    Ok(Some(
+        proxy.no_proxy(
+            env.no_proxy
+                .as_deref()
+                .and_then(reqwest::NoProxy::from_string),
+        ),
+    ))
+}
+
 /// True for the hosts Go's `ProxyFromEnvironment` never proxies: the name `localhost`, and
 /// loopback addresses (127.0.0.0/8, `::1`, and 127.0.0.0/8 mapped into IPv6).
 pub(super) fn never_proxied(url: &Url) -> bool {

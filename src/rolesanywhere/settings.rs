@@ -30,6 +30,18 @@ pub struct ClientConfig {
     /// Limit for one attempt, from connecting to the last byte of the answer.
     pub attempt_timeout: Duration,
     pub max_attempts: u32,
+    /// The proxy to go through, from the environment.
+    pub proxy: ProxyEnv,
+}
+
+/// The proxy settings of the environment, as Go's `ProxyFromEnvironment` (and so the
+/// official helper) reads them: `HTTPS_PROXY` for an https endpoint, `HTTP_PROXY` for an
+/// http one (each also in lower case), and `NO_PROXY`. `ALL_PROXY` is not one of them.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyEnv {
+    pub https: Option<String>,
+    pub http: Option<String>,
+    pub no_proxy: Option<String>,
 }
 
 impl ClientConfig {
@@ -42,6 +54,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(10),
             max_attempts: 3,
+            proxy: ProxyEnv::default(),
         }
     }
 }

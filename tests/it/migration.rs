@@ -367,6 +367,15 @@ fn a_named_endpoint_goes_through_https_proxy() {
         vec![format!("CONNECT {NAME}:{port} HTTP/1.1")]
     );
     assert_eq!(emulator.received().len(), 1);
+    // ALL_PROXY is not a variable the official helper reads: the same request with it alone
+    // goes direct (and cannot resolve the name).
+    let out = run(setup
+        .leaf_command()
+        .args(["--endpoint", &format!("https://{NAME}:{port}")])
+        .env("AWS_CA_BUNDLE", &ca_bundle)
+        .env("ALL_PROXY", proxy.url()));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(proxy.seen().len(), 1, "ALL_PROXY was used");
 }
 
 /// The key is checked against the certificate before any request, so a refused

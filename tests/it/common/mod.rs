@@ -35,6 +35,8 @@ pub fn helper() -> Command {
         "http_proxy",
         "NO_PROXY",
         "no_proxy",
+        "ALL_PROXY",
+        "all_proxy",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);
