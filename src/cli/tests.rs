@@ -75,6 +75,13 @@ fn every_boolean_flag_of_every_command_takes_the_grammar() {
     for line in lines {
         parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
     }
+    // A bare boolean flag leaves the next word to the positional argument.
+    match parse(&["pki", "init", "--force", "dir"]) {
+        Ok(Command::Pki(PkiArgs {
+            command: PkiCommand::Init(args),
+        })) => assert!(args.force && args.dir == std::path::Path::new("dir")),
+        other => panic!("{other:?}"),
+    }
     match parse(&["update", "--once=false"]) {
         Ok(Command::Update(args)) => assert!(!args.once),
         other => panic!("{other:?}"),

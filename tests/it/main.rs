@@ -1,5 +1,6 @@
 //! The integration tests: one crate, one module per area, run by `tests/run.sh`.
 
+mod cli_compat;
 mod common;
 mod credential_process;
 mod demo;
