@@ -17,13 +17,14 @@ pub fn run(args: &CompletionArgs) -> Result<()> {
     let name = bin_name(argv0.as_deref());
     // clap_complete spells the states of its bash script two ways for a name with a `-`
     // (such as rolesanywhere-helper), so that nothing after a subcommand completes
-    // (clap-rs/clap#6421); for a name without `-` the two agree. So the bash script is
-    // made for the name with each `-` as `__` (which is how clap_complete spells the name
-    // in its function names anyway), and its `complete` lines are then pointed at the
-    // real name.
-    let stand_in =
-        (args.shell == Shell::Bash && name.contains('-')).then(|| name.replace('-', "__"));
-    let generated_for = stand_in.as_deref().unwrap_or(name);
+    // (clap-rs/clap#6421), and it splits them again at `__subcmd__`, which a name must
+    // not hold. So the bash script is made for a fixed name without either (spelled as
+    // clap_complete spells rolesanywhere-helper in its function names anyway), and its
+    // `complete` lines are then pointed at the real name.
+    let generated_for = match args.shell {
+        Shell::Bash => BASH_STAND_IN,
+        _ => name,
+    };
     // The definitions without the pflag grammar: a boolean flag is completed as the switch
     // it is nearly always written as, where its optional `=VALUE` would make fish take the
     // next word as its value.
@@ -38,11 +39,14 @@ pub fn run(args: &CompletionArgs) -> Result<()> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, generated_for, &mut script);
     let mut script = String::from_utf8_lossy(&script).into_owned();
-    if let Some(stand_in) = &stand_in {
-        script = point_complete_lines(&script, stand_in, name);
+    if generated_for != name {
+        script = point_complete_lines(&script, generated_for, name);
     }
     super::print(script.as_bytes())
 }
+
+/// The name the bash script is made for, and its function is named after.
+const BASH_STAND_IN: &str = "rolesanywhere__helper";
 
 /// `script` with each `complete ... FROM` line ending in `TO` instead.
 fn point_complete_lines(script: &str, from: &str, to: &str) -> String {
@@ -64,13 +68,15 @@ fn point_complete_lines(script: &str, from: &str, to: &str) -> String {
 
 /// The name the script completes: the one this program was started as, so that a copy or
 /// link installed as `aws_signing_helper` gets a script for that name; [`NAME`] when that
-/// name has characters that a shell function name or a `complete` line would not take.
+/// name has characters that a shell function name or a `complete` line would not take,
+/// or a `__`, which clap_complete uses as a separator inside its scripts.
 fn bin_name(argv0: Option<&OsStr>) -> &str {
     argv0
         .and_then(|path| Path::new(path).file_name())
         .and_then(OsStr::to_str)
         .filter(|name| {
             !name.starts_with(['-', '.'])
+                && !name.contains("__")
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
@@ -108,7 +114,16 @@ mod tests {
         );
         assert_eq!(name("rolesanywhere-helper"), "rolesanywhere-helper");
         assert_eq!(name("./helper.v2"), "helper.v2");
-        for odd in ["/bin/a b", "/bin/a;rm", "-x", ".hidden", "/", "", "/bin/é"] {
+        for odd in [
+            "/bin/a b",
+            "/bin/a;rm",
+            "-x",
+            ".hidden",
+            "/",
+            "",
+            "/bin/é",
+            "a__subcmd__b",
+        ] {
             assert_eq!(name(odd), NAME, "{odd:?}");
         }
         assert_eq!(bin_name(None), NAME);
