@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         }
         Command::Emulate(args) => cmd::emulate::run(args),
         Command::Pki(args) => cmd::pki::run(args),
+        Command::Completion(args) => cmd::completion::run(args),
         Command::Version => cmd::version::run(),
     };
     match result {

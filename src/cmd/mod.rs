@@ -2,6 +2,7 @@
 //! [`config`](crate::config) layer, does its job through the library, and returns an
 //! [`Error`](crate::error::Error) worded for the user.
 
+pub mod completion;
 pub mod credential_process;
 pub mod demo;
 pub mod emulate;
