@@ -75,8 +75,9 @@ pub struct KeyArgs {
     #[arg(long)]
     pub no_tpm_key_password: bool,
 
-    /// Use a private key, password or PKCS#11 PIN file that group or others can read, with a
-    /// warning, instead of refusing it [this project's own flag]
+    /// Use a private key, password or PKCS#11 PIN file that other accounts can read (mode
+    /// o+r), with a warning, instead of refusing it; group-readable files are always used
+    /// [this project's own flag]
     #[arg(long)]
     pub allow_readable_key_files: bool,
 
