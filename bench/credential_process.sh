@@ -1,14 +1,36 @@
 #!/usr/bin/env bash
 # Benchmark: whole-process cost of `credential-process` against the local emulator, beside a
-# `curl` POST to the same endpoint as the floor (process start + TLS handshake + one request).
+# `curl` POST to the same endpoint as the floor (process start + TLS handshake + one request),
+# and beside AWS's official helper (aws_signing_helper 1.8.0) given the same certificate, key,
+# ARNs and emulator.
 #
 #   bench/credential_process.sh [RUNS]     (default 25 runs per case)
 #
-# Prints, per case, the median CPU time (user+sys), wall time and peak RSS, and the ratio of
-# each to the curl floor measured in the same run. Not a test: the figures go in the README.
+# The official helper is RA_BENCH_OFFICIAL (default, from the repository root:
+# ../shared/peers/official-1.8.0/aws_signing_helper); when it is missing, the script says so
+# and measures the rest (relative paths in RA_BENCH_OFFICIAL are from the current directory).
+# It has no --ca-bundle flag: it reaches the emulator through --endpoint and trusts the
+# emulator's CA through AWS_CA_BUNDLE, as ours does here.
+#
+# Prints, per case, the median CPU time (user+sys), wall time and peak RSS, the ratio of each to
+# the curl floor and to the official helper, all measured in the same run: the cases take turns
+# run by run, so that other load on the machine falls on all of them alike. Every credential
+# call must exit 0 and print credentials with an AccessKeyId, or the benchmark stops. Prints
+# PASS/FAIL for the goal against the official helper. Not a test: the figures go in the README.
 set -euo pipefail
+start_dir=$PWD
 cd "$(dirname "$0")/.."
 runs=${1:-25}
+
+official=${RA_BENCH_OFFICIAL:-../shared/peers/official-1.8.0/aws_signing_helper}
+case $official in
+  /*) ;;
+  *) if [ -n "${RA_BENCH_OFFICIAL:-}" ]; then official=$start_dir/$official; else official=$(pwd)/$official; fi ;;
+esac
+if [ ! -x "$official" ]; then
+  echo "bench: official helper not found at $official (set RA_BENCH_OFFICIAL); measuring without it"
+  official=
+fi
 
 for tool in curl /usr/bin/time; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -25,26 +47,48 @@ ta=arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/bench
 pr=arn:aws:rolesanywhere:us-east-1:111122223333:profile/bench
 role=arn:aws:iam::111122223333:role/bench
 
-measure() { # label, then the command; prints "label cpu_ms wall_ms rss_kib" (medians)
+# Cases separated by `--next`, each: label, what its stdout must be (`any`, or `credentials`:
+# credential_process JSON with a non-empty AccessKeyId), then the command. Runs each case RUNS
+# times, taking turns; prints "label cpu_ms wall_ms rss_kib" (medians) per case.
+measure() {
   python3 - "$runs" "$@" <<'PY'
-import os, statistics, subprocess, sys, time
-runs, label, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-rss_file = os.environ["work"] + "/rss"
-cpu, wall, rss = [], [], []
+import json, os, statistics, subprocess, sys, time
+runs, args = int(sys.argv[1]), sys.argv[2:]
+cases, case = [], []
+for arg in args + ["--next"]:
+    if arg == "--next":
+        cases.append((case[0], case[1], case[2:]))
+        case = []
+    else:
+        case.append(arg)
+rss_file, out_file, err_file = (os.environ["work"] + name for name in ("/rss", "/out", "/err"))
+figures = {label: ([], [], []) for label, _, _ in cases}
 for _ in range(runs):
-    start = time.perf_counter()
-    # GNU time reports the peak RSS of the command alone (a child forked from Python would
-    # count Python's memory); wait4 gives CPU to the microsecond for time + command, where
-    # time's own share is the same small constant in every case.
-    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall.append((time.perf_counter() - start) * 1000)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{label} failed: {proc.stderr.read().decode()}")
-    cpu.append((usage.ru_utime + usage.ru_stime) * 1000)
-    rss.append(int(open(rss_file).read().split()[-1]))
-print(f"{label} {statistics.median(cpu):.2f} {statistics.median(wall):.2f} {statistics.median(rss):.0f}")
+    for label, check, cmd in cases:
+        cpu, wall, rss = figures[label]
+        start = time.perf_counter()
+        # GNU time reports the peak RSS of the command alone (a child forked from Python would
+        # count Python's memory); wait4 gives CPU to the microsecond for time + command (all
+        # threads), where time's own share is the same small constant in every case.
+        # Output to files, not pipes: the process is reaped by wait4 alone, for its rusage.
+        with open(out_file, "wb") as out, open(err_file, "wb") as err:
+            proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd],
+                                    stdout=out, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+        wall.append((time.perf_counter() - start) * 1000)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"{label} failed: {open(err_file).read()}")
+        if check == "credentials":
+            try:
+                key = json.load(open(out_file)).get("AccessKeyId")
+            except (ValueError, AttributeError):
+                key = None
+            if not key:
+                sys.exit(f"{label} printed no credentials: {open(out_file).read(300)!r} {open(err_file).read()}")
+        cpu.append(usage.ru_utime + usage.ru_stime)
+        rss.append(int(open(rss_file).read().split()[-1]))
+for label, (cpu, wall, rss) in figures.items():
+    print(f"{label} {statistics.median(cpu) * 1000:.2f} {statistics.median(wall):.2f} {statistics.median(rss):.0f}")
 PY
 }
 
@@ -59,11 +103,18 @@ for kind in rsa2048 p256; do
   ca=$(grep -o '/[^ ]*\.pem' "$work/emu.out" | head -1)
   [ -n "$url" ] && [ -f "$ca" ] || { echo "emulator did not start"; cat "$work/emu.err"; exit 1; }
   export AWS_CA_BUNDLE=$ca
-  results+=("$(measure "curl-$kind" curl -sS --cacert "$ca" -X POST -H 'Content-Type: application/json' \
-    -d '{"durationSeconds":3600}' "$url/sessions?profileArn=$pr&roleArn=$role&trustAnchorArn=$ta")")
-  results+=("$(measure "credential-process-$kind" "$bin" credential-process \
-    --certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" --trust-anchor-arn "$ta" \
-    --profile-arn "$pr" --role-arn "$role" --endpoint "$url")")
+  flags=(--certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" --trust-anchor-arn "$ta"
+    --profile-arn "$pr" --role-arn "$role" --endpoint "$url")
+  cases=(
+    "curl-$kind" any curl -sS --cacert "$ca" -X POST -H 'Content-Type: application/json'
+    -d '{"durationSeconds":3600}' "$url/sessions?profileArn=$pr&roleArn=$role&trustAnchorArn=$ta"
+    --next "credential-process-$kind" credentials "$bin" credential-process "${flags[@]}"
+  )
+  if [ -n "$official" ]; then
+    cases+=(--next "official-$kind" credentials "$official" credential-process "${flags[@]}")
+  fi
+  measure "${cases[@]}" >"$work/measured"
+  while read -r line; do results+=("$line"); done <"$work/measured"
   kill $emu; wait $emu 2>/dev/null || true
 done
 
@@ -71,12 +122,27 @@ printf '%s\n' "${results[@]}" >"$work/results"
 python3 - "$work/results" "$runs" <<'PY'
 import sys
 rows = {l.split()[0]: list(map(float, l.split()[1:])) for l in open(sys.argv[1]) if l.strip()}
-print("%-28s %8s %8s %8s   %s" % ("case", "cpu ms", "wall ms", "rss MiB", "ratio to curl (cpu, wall, rss)"))
-for name, (cpu, wall, rss) in rows.items():
-    line = "%-28s %8.2f %8.2f %8.1f" % (name, cpu, wall, rss / 1024)
-    if name.startswith("credential-process"):
-        base = rows["curl-" + name.split("-")[-1]]
-        line += "   %.2fx %.2fx %.2fx" % (cpu / max(base[0], 0.1), wall / max(base[1], 0.1), rss / base[2])
-    print(line)
+ratios = lambda a, b: "%.2fx %.2fx %.2fx" % (a[0] / max(b[0], 0.1), a[1] / max(b[1], 0.1), a[2] / b[2])
+print("%-28s %8s %8s %8s   %-32s %s" % ("case", "cpu ms", "wall ms", "rss MiB",
+                                       "ratio to curl (cpu, wall, rss)", "ratio to official"))
+goals = []
+for name, row in rows.items():
+    line = "%-28s %8.2f %8.2f %8.1f" % (name, row[0], row[1], row[2] / 1024)
+    kind = name.split("-")[-1]
+    if not name.startswith("curl"):
+        line += "   %-32s" % ratios(row, rows["curl-" + kind])
+    official = rows.get("official-" + kind)
+    if name.startswith("credential-process") and official:
+        line += " " + ratios(row, official)
+        cpu = row[0] / official[0]
+        goals.append((f"credential-process-{kind} cpu <= 0.3x official", cpu <= 0.3,
+                      f"{cpu:.2f}x ({row[0]:.2f} ms vs {official[0]:.2f} ms); peak rss {row[2] / official[2]:.2f}x"))
+    print(line.rstrip())
 print("(medians of %s runs; goals: credential-process cpu <= 10 ms, peak rss <= 10 MiB)" % sys.argv[2])
+if goals:
+    print()
+    for name, ok, value in goals:
+        print("%-4s %-48s %s" % ("PASS" if ok else "FAIL", name, value))
+else:
+    print("(no official helper measured: no ratio to it)")
 PY
