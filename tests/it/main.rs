@@ -1,6 +1,7 @@
 //! The integration tests: one crate, one module per area, run by `tests/run.sh`.
 
 mod common;
+mod conformance;
 mod credential_process;
 mod demo;
 mod emulator;
