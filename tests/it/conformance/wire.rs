@@ -233,6 +233,10 @@ pub fn same_requests(name: &str, official: &Sent, ours: &Sent) {
             assert_eq!(x.header(header), y.header(header), "{name}: {header}");
         }
         assert_eq!(x.header("content-type"), Some("application/json"), "{name}");
+        assert!(
+            x.header("x-amz-x509").is_some_and(|v| !v.is_empty()),
+            "{name}"
+        );
         let (ax, ay) = (authorization(x), authorization(y));
         assert_eq!(ax.algorithm, ay.algorithm, "{name}: algorithm");
         assert_eq!(ax.serial, ay.serial, "{name}: serial in Credential=");
@@ -251,6 +255,14 @@ pub fn same_requests(name: &str, official: &Sent, ours: &Sent) {
     }
     let (ra, rb) = (&official.received, &ours.received);
     assert_eq!(ra.len(), rb.len(), "{name}: requests the emulator judged");
+    for (sent, judged) in a.iter().zip(ra) {
+        assert!(
+            sent.path().ends_with("/sessions"),
+            "{name}: {}",
+            sent.target
+        );
+        assert_eq!(sent.query(), judged.query, "{name}: the query as sent");
+    }
     for (x, y) in ra.iter().zip(rb) {
         assert_eq!(x.status, y.status, "{name}: emulator status");
         assert_eq!(x.error_type, y.error_type, "{name}: emulator error type");
