@@ -26,10 +26,10 @@ const MATTER: [&str; 5] = [
 ];
 
 /// What one program did with one input.
-pub struct Sent {
-    pub out: Output,
-    pub captured: Vec<Captured>,
-    pub received: Vec<ReceivedRequest>,
+struct Sent {
+    out: Output,
+    captured: Vec<Captured>,
+    received: Vec<ReceivedRequest>,
 }
 
 /// How the two requests must compare.
@@ -174,7 +174,7 @@ fn run_case(peer: &Peer, stage: &Stage, case: Case) {
 }
 
 /// Runs `side` with the stage's ARNs and endpoint and `flags`; what it sent.
-pub fn send(peer: &Peer, stage: &Stage, side: Side, flags: &str, env: &[(&str, String)]) -> Sent {
+fn send(peer: &Peer, stage: &Stage, side: Side, flags: &str, env: &[(&str, String)]) -> Sent {
     stage.clear();
     let out = peer.run(side, &stage.args("credential-process", flags), env);
     Sent {
@@ -220,7 +220,7 @@ fn check(stage: &Stage, case: &Case, official: &Sent, ours: &Sent) {
 }
 
 /// The two programs sent the same requests, in every part that matters.
-pub fn same_requests(name: &str, official: &Sent, ours: &Sent) {
+fn same_requests(name: &str, official: &Sent, ours: &Sent) {
     let (a, b) = (&official.captured, &ours.captured);
     assert!(!a.is_empty(), "{name}: the official helper sent nothing");
     assert_eq!(a.len(), b.len(), "{name}: number of requests");
