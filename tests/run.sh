@@ -61,6 +61,14 @@ if [ ! -d "$js/node_modules" ] || [ "$js/package-lock.json" -nt "$js/node_module
   touch "$js/node_modules"
 fi
 
+# The official helper, for the side-by-side tests (tests/it/conformance/), when it sits
+# beside the repository; without it they say they are skipped (and fail under CI=true).
+official="$root/../shared/peers/official-1.8.0/aws_signing_helper"
+if [ -x "$official" ]; then
+  RA_TEST_OFFICIAL=$(realpath "$official")
+  export RA_TEST_OFFICIAL
+fi
+
 export RA_TEST_PYTHON="$venv/bin/python"
 export RA_TEST_VENV_BIN="$venv/bin"
 export RA_TEST_JS_DIR="$js"

@@ -52,8 +52,11 @@ impl Setup {
         adjust(&mut config);
         let rt = Runtime::new().unwrap();
         let emulator = rt.block_on(Emulator::start(config)).unwrap();
+        // A plain-HTTP emulator (`TlsMode::Http`) has no CA: the file is then not written.
         let ca_bundle = dir.path().join("emulator-ca.pem");
-        std::fs::write(&ca_bundle, emulator.ca_pem().expect("self-made TLS")).unwrap();
+        if let Some(pem) = emulator.ca_pem() {
+            std::fs::write(&ca_bundle, pem).unwrap();
+        }
         Self {
             emulator,
             dir,

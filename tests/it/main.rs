@@ -3,6 +3,7 @@
 mod aws_config;
 mod cli_compat;
 mod common;
+mod conformance;
 mod credential_process;
 mod demo;
 mod emulator;

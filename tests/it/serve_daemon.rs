@@ -33,7 +33,14 @@ impl Daemon {
 
     /// Starts `cmd` as it is; the daemon, or everything it printed before it exited or
     /// timed out.
-    pub fn start_exact(mut cmd: Command) -> Result<Self, String> {
+    pub fn start_exact(cmd: Command) -> Result<Self, String> {
+        Self::start_ready(cmd, |line| line.starts_with("serving credentials for "))
+    }
+
+    /// Starts `cmd` as it is and waits until it has printed its port and then a line for
+    /// which `ready` holds (another program's readiness line: the official helper prints
+    /// none after its port).
+    pub fn start_ready(mut cmd: Command, ready: fn(&str) -> bool) -> Result<Self, String> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -50,9 +57,9 @@ impl Daemon {
                 if let Some(rest) = line.split("Local server started on port: ").nth(1) {
                     port = port.or(rest.trim().parse::<u16>().ok());
                 }
-                let ready = line.starts_with("serving credentials for ");
+                let is_ready = ready(&line);
                 sink.lock().unwrap().push(line);
-                if ready && let Some(port) = port {
+                if is_ready && let Some(port) = port {
                     let _ = tx.send(port);
                 }
             }
@@ -169,10 +176,16 @@ pub fn exchange(
     read_response(stream)
 }
 
-/// The bytes of a request with no body.
+/// The bytes of a request with no body; `Host: localhost` unless `headers` has a Host.
 pub fn request_head(method: &str, path: &str, headers: &[(&str, &str)]) -> String {
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    let host = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"));
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !host {
+        request.push_str("Host: localhost\r\n");
+    }
+    request.push_str("Connection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
