@@ -8,7 +8,7 @@
 //!
 //! A file or profile that does not exist is no error (the official fails every call when
 //! `AWS_PROFILE` names a missing profile; this tool has nothing to take from it, and goes
-//! on); a file that exists but cannot be read is.
+//! on); a file that `AWS_CONFIG_FILE` names but cannot be read is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,8 @@ impl AwsProfile {
     /// The profile the environment names, from the file it names.
     pub fn load(inputs: &Inputs) -> Result<Self, ConfigError> {
         let env = &inputs.env;
-        let path = match env.nonempty("AWS_CONFIG_FILE") {
+        let named = env.nonempty("AWS_CONFIG_FILE");
+        let path = match &named {
             Some(value) => match value.strip_prefix("~/") {
                 Some(rest) => match env.nonempty("HOME") {
                     Some(home) => Path::new(&home).join(rest),
@@ -61,6 +62,13 @@ impl AwsProfile {
         let bytes = match inputs.fs.read_config(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            // The default place of a HOME this process cannot read (a service run as
+            // another user with the caller's environment) holds nothing for it; a file
+            // named by AWS_CONFIG_FILE is meant to be read.
+            Err(e) if named.is_none() => {
+                tracing::debug!(file = %path.display(), error = %e, "the AWS config file cannot be read; not using it");
+                return Ok(Self::default());
+            }
             Err(e) => {
                 return Err(ConfigError::File {
                     path,
