@@ -299,9 +299,9 @@ fn credentials_are_refreshed_in_the_background_not_in_the_request() {
     }
 }
 
-/// Being changed for ours: a client that comes before the first credentials is answered
-/// with them after a short wait, as by the official helper (which listens only once it
-/// has them).
+/// A client that comes before the first credentials is answered with them after a short
+/// wait, as by the official helper (which listens only once it has them); ours waits in the
+/// listen queue for at most a few seconds (README "`serve`", Refresh).
 #[test]
 fn a_client_that_comes_early_gets_the_first_credentials() {
     let Some(peer) = Peer::get() else { return };
