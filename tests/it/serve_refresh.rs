@@ -146,6 +146,12 @@ fn a_certificate_replaced_on_disk_is_used_at_the_next_refresh() {
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_ne!(first_serial, "987654321");
+    // The emulator records the request before its answer reaches the daemon, which logs
+    // the refresh only then: give the log a moment.
+    let logged = Instant::now() + Duration::from_secs(5);
+    while !d.log().contains("serial=987654321") && Instant::now() < logged {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(d.log().contains("serial=987654321"), "{}", d.log());
 }
 
