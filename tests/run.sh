@@ -13,7 +13,6 @@ declare -A need=(
   [openssl]=openssl
   [curl]=curl
   [wrk]=wrk
-  [tinyproxy]=tinyproxy
   [tcpdump]=tcpdump
   [systemd-analyze]=systemd
   [systemd-socket-activate]=systemd
