@@ -128,11 +128,11 @@ impl AwsProfile {
                 )
             });
         Self {
-            ca_bundle: value("ca_bundle").map(|s| Sourced::new(PathBuf::from(s.value), s.origin)),
+            ca_bundle: value("ca_bundle").map(|s| s.map(PathBuf::from)),
             endpoint_url: services.or_else(|| value("endpoint_url")),
             max_attempts: value("max_attempts"),
             ignore_endpoints: value("ignore_configured_endpoint_urls")
-                .map(|s| Sourced::new(s.value.eq_ignore_ascii_case("true"), s.origin)),
+                .map(|s| s.map(|v| v.eq_ignore_ascii_case("true"))),
         }
     }
 }

@@ -82,6 +82,11 @@ impl<T> Sourced<T> {
         Self { value, origin }
     }
 
+    /// The value turned into another, from the same origin.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Sourced<U> {
+        Sourced::new(f(self.value), self.origin)
+    }
+
     /// An error about this value: `problem` follows the origin's name.
     pub fn error(&self, problem: impl Into<String>) -> ConfigError {
         ConfigError::at(self.origin.clone(), problem)

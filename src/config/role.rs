@@ -129,13 +129,12 @@ fn merge(
     }
     let password = first([
         flag(&key.pkcs8_password, "--pkcs8-password")
-            .map(|s| Sourced::new(PasswordSource::Text(s.value.into()), s.origin)),
+            .map(|s| s.map(|v| PasswordSource::Text(v.into()))),
         flag(&key.pkcs8_password_file, "--pkcs8-password-file")
-            .map(|s| Sourced::new(PasswordSource::File(s.value), s.origin)),
+            .map(|s| s.map(PasswordSource::File)),
         env.get(PASSWORD_ENV)
             .map(|v| Sourced::new(PasswordSource::Text(v.into()), Origin::Env(PASSWORD_ENV))),
-        in_file!(pkcs8_password_file)
-            .map(|s| Sourced::new(PasswordSource::File(s.value), s.origin)),
+        in_file!(pkcs8_password_file).map(|s| s.map(PasswordSource::File)),
     ]);
     // As the AWS SDKs: the endpoint URLs of the environment and the shared config file
     // are not used when either says so.
@@ -215,7 +214,7 @@ fn merge(
         ]),
         ca_bundle: first([
             nonempty_flag(&args.ca_bundle, "--ca-bundle"),
-            var(env, "AWS_CA_BUNDLE").map(|s| Sourced::new(PathBuf::from(s.value), s.origin)),
+            var(env, "AWS_CA_BUNDLE").map(|s| s.map(PathBuf::from)),
             in_file!(ca_bundle),
             profile.ca_bundle.clone(),
         ]),
