@@ -24,6 +24,7 @@ mod create_session;
 mod errors;
 pub mod faults;
 mod ids;
+mod mldsa;
 mod routes;
 mod server;
 mod session_route;

@@ -3,11 +3,14 @@
 //!
 //! RSA goes through `ring` and ECDSA through the RustCrypto curve crates. The client signs
 //! with RustCrypto's `rsa`; verifying RSA with a different implementation means a bug shared
-//! by signer and verifier cannot make the emulator accept what AWS would refuse.
+//! by signer and verifier cannot make the emulator accept what AWS would refuse. ML-DSA goes
+//! through [`super::mldsa`] (the `fips204` crate; the client uses RustCrypto's `ml-dsa`).
 
 use ecdsa::signature::hazmat::PrehashVerifier as _;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use x509_parser::prelude::SubjectPublicKeyInfo;
+
+use super::mldsa::Level;
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_EC: &str = "1.2.840.10045.2.1";
@@ -26,7 +29,9 @@ pub enum PublicKey {
     P384(Vec<u8>),
     /// A SEC1 point on P-521.
     P521(Vec<u8>),
-    /// Any other key (Ed25519, ML-DSA, other curves): named by its algorithm OID.
+    /// An encoded ML-DSA public key of the given parameter set.
+    MlDsa(Level, Vec<u8>),
+    /// Any other key (Ed25519, other curves): named by its algorithm OID.
     Unsupported(String),
 }
 
@@ -53,6 +58,13 @@ impl PublicKey {
                 other => Self::Unsupported(format!("EC curve {other}")),
             };
         }
+        if let Some(level) = Level::from_oid(&alg) {
+            // RFC 9881: the parameters field is absent for every ML-DSA OID.
+            if spki.algorithm.parameters.is_some() {
+                return Self::Unsupported(format!("{} with parameters", level.name()));
+            }
+            return Self::MlDsa(level, bits);
+        }
         Self::Unsupported(alg)
     }
 
@@ -63,6 +75,7 @@ impl PublicKey {
             Self::P256(_) => "EC P-256".into(),
             Self::P384(_) => "EC P-384".into(),
             Self::P521(_) => "EC P-521".into(),
+            Self::MlDsa(level, _) => level.name().into(),
             Self::Unsupported(what) => format!("unsupported key {what}"),
         }
     }
@@ -77,8 +90,14 @@ impl PublicKey {
         matches!(self, Self::P256(_) | Self::P384(_) | Self::P521(_))
     }
 
+    /// Whether this is an ML-DSA key of any size.
+    pub fn is_mldsa(&self) -> bool {
+        matches!(self, Self::MlDsa(..))
+    }
+
     /// Verifies `signature` over `message` hashed with `hash`: PKCS#1 v1.5 for RSA, DER
-    /// `Ecdsa-Sig-Value` for EC. Returns false for any malformed input.
+    /// `Ecdsa-Sig-Value` for EC. ML-DSA ignores `hash`: pure ML-DSA signs the whole message
+    /// (empty context). Returns false for any malformed input.
     pub fn verify(&self, hash: Hash, message: &[u8], signature: &[u8]) -> bool {
         match self {
             Self::Rsa(der) => {
@@ -112,6 +131,7 @@ impl PublicKey {
                 p521::ecdsa::DerSignature::try_from(signature)
                     .is_ok_and(|sig| key.verify_prehash(&hash.digest(message), &sig).is_ok())
             }
+            Self::MlDsa(level, key) => level.verify(key, message, signature),
             Self::Unsupported(_) => false,
         }
     }
@@ -142,9 +162,11 @@ pub enum CertSignature {
     Rsa(Hash),
     /// `ecdsa-with-SHA{256,384,512}`.
     Ecdsa(Hash),
+    /// `id-ml-dsa-{44,65,87}`: the issuer's key must be of the same size.
+    MlDsa(Level),
     /// MD5 or SHA-1: refused whatever the key (named for the message).
     Weak(&'static str),
-    /// Anything else this emulator cannot check (RSA-PSS, Ed25519, ML-DSA): its OID.
+    /// Anything else this emulator cannot check (RSA-PSS, Ed25519): its OID.
     Unsupported(String),
 }
 
@@ -163,7 +185,10 @@ impl CertSignature {
             "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" => Self::Weak("sha1WithRSAEncryption"),
             "1.2.840.10045.4.1" => Self::Weak("ecdsa-with-SHA1"),
             "1.2.840.10040.4.3" => Self::Weak("dsa-with-SHA1"),
-            other => Self::Unsupported(other.to_owned()),
+            other => match Level::from_oid(other) {
+                Some(level) => Self::MlDsa(level),
+                None => Self::Unsupported(other.to_owned()),
+            },
         }
     }
 
@@ -172,6 +197,9 @@ impl CertSignature {
         let ok = match (self, issuer) {
             (Self::Rsa(hash), PublicKey::Rsa(_)) => issuer.verify(*hash, tbs, signature),
             (Self::Ecdsa(hash), key) if key.is_ec() => issuer.verify(*hash, tbs, signature),
+            (Self::MlDsa(level), PublicKey::MlDsa(key_level, _)) if level == key_level => {
+                issuer.verify(Hash::Sha256, tbs, signature)
+            }
             (Self::Weak(name), _) => {
                 return Err(format!(
                     "is signed with {name}; MD5 and SHA-1 signatures are refused"

@@ -13,7 +13,39 @@ use hyper::HeaderMap;
 use super::chain::{BoundedCache, Cert};
 use super::errors::ServiceError;
 use super::signature::Hash;
-use crate::sigv4x509::{self, Algorithm};
+use crate::sigv4x509;
+
+/// The request signature algorithms the emulator verifies, by their wire names. The emulator
+/// keeps its own list (rather than the client's [`sigv4x509::Algorithm`]) so that it checks
+/// what the service accepts, whatever the client can sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    RsaSha256,
+    EcdsaSha256,
+    /// Pure ML-DSA of any size, over the whole string to sign.
+    MlDsa,
+}
+
+impl Scheme {
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "AWS4-X509-RSA-SHA256" => Some(Self::RsaSha256),
+            "AWS4-X509-ECDSA-SHA256" => Some(Self::EcdsaSha256),
+            "AWS4-X509-MLDSA" => Some(Self::MlDsa),
+            _ => None,
+        }
+    }
+}
+
+/// The string to sign of signing-spec §2.5 for the algorithm named `name`.
+fn string_to_sign(name: &str, amz_date: &str, region: &str, canonical_request: &str) -> String {
+    let date = amz_date.get(..8).unwrap_or(amz_date);
+    format!(
+        "{name}\n{amz_date}\n{}\n{}",
+        sigv4x509::credential_scope(date, region),
+        sigv4x509::hex_sha256(canonical_request.as_bytes())
+    )
+}
 
 /// What the emulator received, as the signature covers it.
 pub struct Received<'a> {
@@ -73,15 +105,10 @@ pub fn authenticate(
     let authorization = single_header(req.headers, "authorization")?
         .ok_or_else(|| deny("the Authorization header is missing"))?;
     let auth = sigv4x509::parse_authorization(authorization).map_err(|e| deny(format!("{e}")))?;
-    let algorithm = Algorithm::from_name(&auth.algorithm).ok_or_else(|| {
+    let scheme = Scheme::from_name(&auth.algorithm).ok_or_else(|| {
         deny(format!(
-            "the algorithm {:?} is not AWS4-X509-RSA-SHA256 or AWS4-X509-ECDSA-SHA256{}",
+            "the algorithm {:?} is not AWS4-X509-RSA-SHA256 or AWS4-X509-ECDSA-SHA256 or AWS4-X509-MLDSA",
             auth.algorithm,
-            if auth.algorithm == "AWS4-X509-MLDSA" {
-                " (ML-DSA is not supported by this emulator)"
-            } else {
-                ""
-            }
         ))
     })?;
     if auth.service != sigv4x509::SERVICE || auth.terminator != sigv4x509::TERMINATOR {
@@ -108,14 +135,15 @@ pub fn authenticate(
     }
 
     // 3. The algorithm must fit the key.
-    let fits = match algorithm {
-        Algorithm::RsaSha256 => leaf.key.is_rsa(),
-        Algorithm::EcdsaSha256 => leaf.key.is_ec(),
+    let fits = match scheme {
+        Scheme::RsaSha256 => leaf.key.is_rsa(),
+        Scheme::EcdsaSha256 => leaf.key.is_ec(),
+        Scheme::MlDsa => leaf.key.is_mldsa(),
     };
     if !fits {
         return Err(deny(format!(
             "the algorithm {} does not fit the certificate's {} key",
-            algorithm.as_str(),
+            auth.algorithm,
             leaf.key.describe()
         )));
     }
@@ -191,7 +219,7 @@ pub fn authenticate(
             auth.signed_headers.join(";")
         )));
     }
-    let string_to_sign = sigv4x509::string_to_sign(algorithm, amz_date, region, &canonical.text);
+    let string_to_sign = string_to_sign(&auth.algorithm, amz_date, region, &canonical.text);
     if !leaf
         .key
         .verify(Hash::Sha256, string_to_sign.as_bytes(), &auth.signature)
