@@ -158,8 +158,8 @@ impl MlDsaKey {
             Time::try_from(spec.not_before).map_err(|e| e.to_string())?,
             Time::try_from(spec.not_after).map_err(|e| e.to_string())?,
         );
-        let builder = CertificateBuilder::new(profile, serial()?, validity, subject.clone())
-            .map_err(err)?;
+        let builder =
+            CertificateBuilder::new(profile, serial()?, validity, subject.clone()).map_err(err)?;
         with_key!(self, k => builder.build::<_, ml_dsa::Signature<_>>(k.as_ref()).map_err(err))
     }
 }
@@ -262,11 +262,7 @@ impl BuilderProfile for Profile {
         _tbs: &TbsCertificate,
     ) -> x509_cert::builder::Result<Vec<Extension>> {
         let (ca, path_len, usage) = match self.role {
-            Role::Ca { path_len } => (
-                true,
-                path_len,
-                KeyUsages::KeyCertSign | KeyUsages::CRLSign,
-            ),
+            Role::Ca { path_len } => (true, path_len, KeyUsages::KeyCertSign | KeyUsages::CRLSign),
             Role::Client => (false, None, KeyUsages::DigitalSignature.into()),
         };
         let mut out = vec![

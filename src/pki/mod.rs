@@ -295,9 +295,7 @@ impl DevPki {
     /// TLS certificate under a P-256 TLS CA of its own.
     fn generate_mldsa(options: &PkiOptions, level: mldsa::Level) -> Result<DevPki, PkiError> {
         use mldsa::{CertSpec, MlDsaKey, Role};
-        let ml = |what: &'static str| {
-            move |reason: String| PkiError::Generate { what, reason }
-        };
+        let ml = |what: &'static str| move |reason: String| PkiError::Generate { what, reason };
         let pem = |what: &'static str, cert: &x509_cert::Certificate| {
             mldsa::cert_pem(cert).map_err(ml(what))
         };

@@ -8,6 +8,7 @@ mod credential_process;
 mod demo;
 mod emulator;
 mod emulator_clients;
+mod emulator_mldsa;
 mod emulator_negative;
 mod emulator_pki;
 mod faults;
