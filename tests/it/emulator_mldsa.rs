@@ -34,12 +34,15 @@ fn both_form(key_pem: &str) -> ([u8; 32], Vec<u8>) {
     )
 }
 
+/// A deterministic ML-DSA signer of one size.
+type SignFn = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 /// An ML-DSA identity: the leaf, its chain, and a deterministic signer from the key file.
 struct MlDsaIdentity {
     leaf_der: Vec<u8>,
     chain: Vec<Vec<u8>>,
     serial: String,
-    sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: SignFn,
 }
 
 impl MlDsaIdentity {
@@ -56,7 +59,7 @@ impl MlDsaIdentity {
                 assert_eq!(pk.into_bytes().to_vec(), cert_key, "public key of the seed");
                 assert_eq!(sk.clone().into_bytes().to_vec(), expanded, "expanded key");
                 Box::new(move |m: &[u8]| sk.try_sign_with_seed(&[0; 32], m, &[]).unwrap().to_vec())
-                    as Box<dyn Fn(&[u8]) -> Vec<u8>>
+                    as SignFn
             }};
         }
         let sign = match level {
