@@ -234,3 +234,96 @@ async fn an_mldsa_root_does_not_accept_a_leaf_of_another_size() {
     );
     emu.shutdown().await;
 }
+
+/// The end-entity profile for a leaf issued by hand under a test CA.
+struct LeafProfile {
+    subject: x509_cert::name::Name,
+    issuer: x509_cert::name::Name,
+}
+
+impl x509_cert::builder::profile::BuilderProfile for LeafProfile {
+    fn get_issuer(&self, _subject: &x509_cert::name::Name) -> x509_cert::name::Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> x509_cert::name::Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        _spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _tbs: &x509_cert::TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<x509_cert::ext::Extension>> {
+        use der::Encode as _;
+        use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+        let ext = |oid, value: Vec<u8>| x509_cert::ext::Extension {
+            extn_id: oid,
+            critical: true,
+            extn_value: OctetString::new(value).unwrap(),
+        };
+        Ok(vec![
+            ext(
+                der::oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                BasicConstraints {
+                    ca: false,
+                    path_len_constraint: None,
+                }
+                .to_der()?,
+            ),
+            ext(
+                der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+                KeyUsage(KeyUsages::DigitalSignature.into()).to_der()?,
+            ),
+        ])
+    }
+}
+
+#[tokio::test]
+async fn an_mldsa_leaf_under_an_ec_root_gets_credentials() {
+    use std::str::FromStr as _;
+    use x509_cert::builder::{Builder as _, CertificateBuilder};
+
+    let root = TestCa::root("ec root for ML-DSA");
+    let root_der = ders(&root.pem).remove(0);
+    let root_cert = x509_cert::Certificate::from_der(&root_der).unwrap();
+    let ca_key = {
+        use p256::pkcs8::DecodePrivateKey as _;
+        p256::ecdsa::SigningKey::from_pkcs8_pem(&root.key_pem()).unwrap()
+    };
+    let (pk, sk) = fips204::ml_dsa_44::KG::keygen_from_seed(&[9; 32]);
+    let spki = spki::SubjectPublicKeyInfoOwned {
+        algorithm: spki::AlgorithmIdentifierOwned {
+            oid: der::oid::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.17"),
+            parameters: None,
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(&pk.into_bytes()).unwrap(),
+    };
+    let now = std::time::SystemTime::now();
+    let validity = x509_cert::time::Validity::new(
+        x509_cert::time::Time::try_from(now - std::time::Duration::from_secs(60)).unwrap(),
+        x509_cert::time::Time::try_from(now + std::time::Duration::from_secs(86_400)).unwrap(),
+    );
+    let profile = LeafProfile {
+        subject: x509_cert::name::Name::from_str("CN=ML-DSA-44 leaf under EC").unwrap(),
+        issuer: root_cert.tbs_certificate().subject().clone(),
+    };
+    let serial = x509_cert::serial_number::SerialNumber::new(&[0x42, 1, 2, 3]).unwrap();
+    let leaf = CertificateBuilder::new(profile, serial, validity, spki)
+        .unwrap()
+        .build::<_, p256::ecdsa::DerSignature>(&ca_key)
+        .unwrap();
+    let leaf_der = der::Encode::to_der(&leaf).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
+    let id = MlDsaIdentity {
+        serial: parsed.tbs_certificate.serial.to_str_radix(10),
+        leaf_der,
+        chain: Vec::new(),
+        sign: Box::new(move |m: &[u8]| sk.try_sign_with_seed(&[0; 32], m, &[]).unwrap().to_vec()),
+    };
+    let emu = start(&root.pem).await;
+    let reply = post(&emu, &id.request(&emu, MLDSA)).await;
+    assert_eq!(reply.status, 201, "{}", reply.reason());
+    emu.shutdown().await;
+}
