@@ -245,6 +245,27 @@ mod tests {
     }
 
     #[test]
+    fn mldsa_signature_oids_need_a_key_of_the_same_size() {
+        let alg = CertSignature::from_oid("2.16.840.1.101.3.4.3.18");
+        assert_eq!(alg, CertSignature::MlDsa(Level::MlDsa65));
+        let key44 = PublicKey::MlDsa(Level::MlDsa44, vec![0; 1312]);
+        let err = alg.verify(&key44, b"tbs", b"sig").unwrap_err();
+        assert!(
+            err.contains("does not fit its issuer's ML-DSA-44 key"),
+            "{err}"
+        );
+        let err = alg
+            .verify(&PublicKey::P256(vec![4; 65]), b"tbs", b"sig")
+            .unwrap_err();
+        assert!(err.contains("does not fit"), "{err}");
+        let key65 = PublicKey::MlDsa(Level::MlDsa65, vec![0; 1952]);
+        let err = alg.verify(&key65, b"tbs", &[0; 3309]).unwrap_err();
+        assert!(err.contains("does not verify"), "{err}");
+        assert!(key65.is_mldsa() && !key65.is_ec() && !key65.is_rsa());
+        assert_eq!(key65.describe(), "ML-DSA-65");
+    }
+
+    #[test]
     fn mismatched_key_and_algorithm_fail() {
         let key = PublicKey::P256(vec![4; 65]);
         let err = CertSignature::Rsa(Hash::Sha256)

@@ -234,3 +234,38 @@ pub fn authenticate(
         chain_b64: chain_b64.map(str::to_owned),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_string_to_sign_is_the_clients_for_every_shared_name() {
+        for alg in [
+            sigv4x509::Algorithm::RsaSha256,
+            sigv4x509::Algorithm::EcdsaSha256,
+        ] {
+            assert_eq!(
+                string_to_sign(alg.as_str(), "20240706T113859Z", "eu-west-1", "canonical"),
+                sigv4x509::string_to_sign(alg, "20240706T113859Z", "eu-west-1", "canonical")
+            );
+        }
+        let mldsa = string_to_sign("AWS4-X509-MLDSA", "20240706T113859Z", "eu-west-1", "c");
+        assert!(mldsa.starts_with("AWS4-X509-MLDSA\n20240706T113859Z\n20240706/eu-west-1/"));
+    }
+
+    #[test]
+    fn schemes_by_name() {
+        assert_eq!(Scheme::from_name("AWS4-X509-MLDSA"), Some(Scheme::MlDsa));
+        assert_eq!(
+            Scheme::from_name("AWS4-X509-RSA-SHA256"),
+            Some(Scheme::RsaSha256)
+        );
+        assert_eq!(
+            Scheme::from_name("AWS4-X509-ECDSA-SHA256"),
+            Some(Scheme::EcdsaSha256)
+        );
+        assert_eq!(Scheme::from_name("AWS4-X509-MLDSA-65"), None);
+        assert_eq!(Scheme::from_name("aws4-x509-mldsa"), None);
+    }
+}
