@@ -516,4 +516,31 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn mldsa_pki_has_its_own_tls_ca_and_mldsa_keys() {
+        let pki = DevPki::generate(&PkiOptions {
+            key_type: KeyType::MlDsa44,
+            ..PkiOptions::default()
+        })
+        .unwrap();
+        assert!(pki.intermediate_pem().is_none());
+        assert!(pki.tls_ca_pem().is_some());
+        let names: Vec<_> = pki.files().iter().map(|f| f.0).collect();
+        assert!(names.contains(&"tls-ca.pem"), "{names:?}");
+        assert!(
+            pki.leaf_key_pem()
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
+        // ML-DSA-44 keys in the seed-and-expanded form: 32 + 2560 bytes and their framing.
+        let (label, der) = der::pem::decode_vec(pki.leaf_key_pem().as_bytes()).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        assert!(der.len() > 32 + 2560, "{}", der.len());
+        let ec = DevPki::generate(&PkiOptions {
+            key_type: KeyType::P256,
+            ..PkiOptions::default()
+        })
+        .unwrap();
+        assert!(ec.tls_ca_pem().is_none());
+    }
 }
