@@ -146,6 +146,23 @@ async fn each_mldsa_size_gets_credentials_through_an_intermediate() {
 }
 
 #[tokio::test]
+async fn an_mldsa87_request_with_a_full_chain_fits_the_header_limit() {
+    let pki = pki(KeyType::MlDsa87);
+    let mut id = MlDsaIdentity::from_pki(&pki, KeyType::MlDsa87);
+    // Five copies of the intermediate: the largest chain the service takes, all ML-DSA-87,
+    // about 70 KB of headers against the emulator's 64 KiB read buffer (hyper reads in
+    // growing chunks, so a head a little over the cap still completes; 431 under 24 KiB).
+    id.chain = vec![id.chain[0].clone(); 5];
+    let emu = start(pki.root_pem()).await;
+    let req = id.request(&emu, MLDSA);
+    let head: usize = req.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    assert!(head > 65 * 1024, "{head} bytes of headers");
+    let reply = post(&emu, &req).await;
+    assert_eq!(reply.status, 201, "{}", reply.reason());
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn pki_init_files_verify_and_tampering_fails() {
     let pki = pki(KeyType::MlDsa65);
     let dir = tempfile::tempdir().unwrap();
