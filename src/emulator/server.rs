@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::routes::{MAX_REQUEST, route};
+use super::routes::route;
 use super::state::State;
 use crate::httpd::{self, Connections, Handler, HeaderClock, Limits, Listener, Peer};
 
@@ -23,6 +23,13 @@ const MAX_CONNECTIONS: usize = 1024;
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for open connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The read buffer, which bounds the request head. An ML-DSA-87 request with the largest
+/// chain the service takes (five intermediates) carries about 70 KB of headers: 10 KB per
+/// certificate in `X-Amz-X509` and `X-Amz-X509-Chain`, 9.3 KB of `Authorization`. hyper
+/// refuses a head once its buffer reaches this size, whatever sizes the reads came in, so
+/// the cap needs room above 70 KB. Bodies keep their own limit (`routes::MAX_REQUEST`).
+const MAX_HEAD: usize = 96 * 1024;
+
 /// The header time runs only while a head is being read: the `delay` and `slow_body`
 /// faults hold answers back for up to 10 minutes, and a keep-alive client waiting for one
 /// must not be cut off.
@@ -30,7 +37,7 @@ const LIMITS: Limits = Limits {
     header_timeout: Duration::from_secs(30),
     header_clock: HeaderClock::WhileReading,
     stalled_write: Duration::from_secs(30),
-    max_buf_size: MAX_REQUEST,
+    max_buf_size: MAX_HEAD,
 };
 
 /// Accepts connections until `shutdown` turns true, then drains them.

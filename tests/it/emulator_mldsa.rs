@@ -150,8 +150,7 @@ async fn an_mldsa87_request_with_a_full_chain_fits_the_header_limit() {
     let pki = pki(KeyType::MlDsa87);
     let mut id = MlDsaIdentity::from_pki(&pki, KeyType::MlDsa87);
     // Five copies of the intermediate: the largest chain the service takes, all ML-DSA-87,
-    // about 70 KB of headers against the emulator's 64 KiB read buffer (hyper reads in
-    // growing chunks, so a head a little over the cap still completes; 431 under 24 KiB).
+    // about 70 KB of headers (the emulator's read buffer takes 96 KiB).
     id.chain = vec![id.chain[0].clone(); 5];
     let emu = start(pki.root_pem()).await;
     let req = id.request(&emu, MLDSA);
