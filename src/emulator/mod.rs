@@ -9,8 +9,8 @@
 //! `X-Emulator-Reason`.
 //!
 //! It shares only the pure canonicalisation of [`crate::sigv4x509`] with the client: it parses
-//! certificates and checks signatures with its own code, so a client bug cannot hide behind
-//! the same bug here.
+//! certificates and checks signatures with its own code (RSA with ring, ML-DSA-44/65/87 with
+//! `fips204`), so a client bug cannot hide behind the same bug here.
 //!
 //! Tests start it in process with [`Emulator::start`]; people run `rolesanywhere-helper
 //! emulate`. Both offer fault injection ([`Faults`], or `POST /_emulator/faults` from a
