@@ -121,9 +121,11 @@ impl MlDsaKey {
     /// PKCS#8 `PRIVATE KEY` PEM with the "both" private key form.
     pub fn pkcs8_pem(&self) -> Result<Zeroizing<String>, String> {
         let err = |e: der::Error| e.to_string();
-        let both = vec![
-            OctetString::new(self.seed.to_vec()).map_err(err)?,
-            OctetString::new(self.expanded().to_vec()).map_err(err)?,
+        // Borrowed octet strings: the only copies of secret bytes are zeroized buffers.
+        let expanded = self.expanded();
+        let both = [
+            der::asn1::OctetStringRef::new(self.seed.as_slice()).map_err(err)?,
+            der::asn1::OctetStringRef::new(&expanded).map_err(err)?,
         ];
         let both_der = Zeroizing::new(both.to_der().map_err(err)?);
         let private_key = der::asn1::OctetStringRef::new(&both_der).map_err(err)?;
