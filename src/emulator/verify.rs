@@ -111,6 +111,7 @@ pub fn authenticate(
     let fits = match algorithm {
         Algorithm::RsaSha256 => leaf.key.is_rsa(),
         Algorithm::EcdsaSha256 => leaf.key.is_ec(),
+        Algorithm::MlDsa => false,
     };
     if !fits {
         return Err(deny(format!(
