@@ -71,6 +71,12 @@ pub enum MlDsaKey {
     MlDsa87(Box<ExpandedSigningKey<MlDsa87>>),
 }
 
+impl fmt::Debug for MlDsaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MlDsaKey({}, [redacted])", self.level())
+    }
+}
+
 /// Which encoding of the PKCS#8 CHOICE a key came in, for tests and diagnostics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MlDsaEncoding {
