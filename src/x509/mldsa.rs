@@ -146,18 +146,19 @@ fn build<P: MlDsaParams>(
     }
 }
 
+/// The seed and the expanded key present in a private-key CHOICE, and which form it was.
+type Choice<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, MlDsaEncoding);
+
 /// The three alternatives of the private-key CHOICE, as borrowed slices.
-fn split_choice(
-    inner: &[u8],
-) -> Result<(Option<&[u8]>, Option<&[u8]>, MlDsaEncoding), MlDsaKeyError> {
+fn split_choice(inner: &[u8]) -> Result<Choice<'_>, MlDsaKeyError> {
     let bad = |e: der::Error| MlDsaKeyError::Malformed(e.to_string());
     let mut reader = SliceReader::new(inner).map_err(bad)?;
     let tag = reader.peek_tag().map_err(bad)?;
     let parts = match tag {
         Tag::ContextSpecific {
             constructed: false,
-            number,
-        } if number == TagNumber(0) => {
+            number: TagNumber(0),
+        } => {
             let header = der::Header::decode(&mut reader).map_err(bad)?;
             let seed = reader.read_slice(header.length()).map_err(bad)?;
             (Some(seed), None, MlDsaEncoding::Seed)
