@@ -147,7 +147,7 @@ impl Identity {
 
 /// The certificates of a `--certificate` file given for a key on a token.
 /// An ML-DSA certificate is refused: ML-DSA keys are read from files only, as upstream.
-fn certificate_file_for_token(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
+pub(super) fn certificate_file_for_token(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
     let bytes = read(Role::Certificate, path)?;
     let certs = certificates(Role::Certificate, path, &bytes)?.ok_or_else(|| {
         file_error(

@@ -204,3 +204,17 @@ fn a_key_of_another_certificate_is_refused() {
     };
     assert!(err.contains("does not match the seed"), "{err}");
 }
+
+#[test]
+fn an_mldsa_certificate_for_a_key_on_a_token_is_refused() {
+    let err = super::load::certificate_file_for_token(&fixture("mldsa87-cert.pem"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "holds an ML-DSA-87 certificate, and ML-DSA keys on a PKCS#11 token are not supported"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
