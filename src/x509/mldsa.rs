@@ -112,7 +112,11 @@ fn build<P: MlDsaParams>(
         let encoded = ml_dsa::ExpandedSigningKeyBytes::<P>::try_from(bytes)
             .map_err(|_| MlDsaKeyError::ExpandedLength(level, bytes.len(), want))?;
         // The crate warns that decoding does not validate and may panic on a crafted
-        // encoding: a panic is caught, and the key must encode back to the same bytes.
+        // encoding: the coefficients that can be out of range are checked first, a panic
+        // is still caught, and the key must encode back to the same bytes.
+        if !secret_coefficients_in_range(level, bytes) {
+            return Err(MlDsaKeyError::ExpandedInvalid);
+        }
         let key = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             ExpandedSigningKey::<P>::from_expanded(&encoded)
         }))
@@ -144,6 +148,38 @@ fn build<P: MlDsaParams>(
         (None, Some(bytes)) => from_expanded(bytes),
         (None, None) => Err(MlDsaKeyError::Malformed("empty".into())),
     }
+}
+
+/// True when every coefficient of `s1` and `s2` in an expanded key (FIPS 204 `skEncode`:
+/// `rho || K || tr || s1 || s2 || t0`) is at most 2η, the range `skDecode` accepts: η = 2
+/// packs 3 bits, η = 4 packs 4 bits per coefficient, least significant bit first. (`t0`
+/// packs 13 bits, every value of which is valid.)
+fn secret_coefficients_in_range(level: MlDsaLevel, bytes: &[u8]) -> bool {
+    let (k, l, eta) = match level {
+        MlDsaLevel::MlDsa44 => (4, 4, 2u32),
+        MlDsaLevel::MlDsa65 => (6, 5, 4),
+        MlDsaLevel::MlDsa87 => (8, 7, 2),
+    };
+    let bits = if eta == 2 { 3 } else { 4 };
+    let start = 32 + 32 + 64;
+    let len = (k + l) * 256 * bits / 8;
+    let Some(packed) = bytes.get(start..start + len) else {
+        return false;
+    };
+    let mask = (1u32 << bits) - 1;
+    let (mut acc, mut held) = (0u32, 0usize);
+    for &byte in packed {
+        acc |= u32::from(byte) << held;
+        held += 8;
+        while held >= bits {
+            if acc & mask > 2 * eta {
+                return false;
+            }
+            acc >>= bits;
+            held -= bits;
+        }
+    }
+    true
 }
 
 /// The seed and the expanded key present in a private-key CHOICE, and which form it was.
