@@ -36,6 +36,9 @@ pub enum Algorithm {
     RsaSha256,
     /// ECDSA over SHA-256 on P-256, P-384 and P-521; the signature is DER `SEQUENCE { r, s }`.
     EcdsaSha256,
+    /// Pure ML-DSA (FIPS 204) over the string to sign itself, empty context, deterministic,
+    /// for all three parameter sets; the signature is the raw FIPS 204 encoding.
+    MlDsa,
 }
 
 impl Algorithm {
@@ -44,6 +47,7 @@ impl Algorithm {
         match self {
             Self::RsaSha256 => "AWS4-X509-RSA-SHA256",
             Self::EcdsaSha256 => "AWS4-X509-ECDSA-SHA256",
+            Self::MlDsa => "AWS4-X509-MLDSA",
         }
     }
 
@@ -52,6 +56,7 @@ impl Algorithm {
         match name {
             "AWS4-X509-RSA-SHA256" => Some(Self::RsaSha256),
             "AWS4-X509-ECDSA-SHA256" => Some(Self::EcdsaSha256),
+            "AWS4-X509-MLDSA" => Some(Self::MlDsa),
             _ => None,
         }
     }

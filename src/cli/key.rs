@@ -15,7 +15,8 @@ pub struct KeyArgs {
     #[arg(long, value_name = "FILE|URI")]
     pub certificate: Option<String>,
 
-    /// Private key file: PKCS#8 (plain or encrypted), PKCS#1 RSA or SEC1 EC, PEM or DER;
+    /// Private key file: PKCS#8 (plain or encrypted; RSA, EC or ML-DSA), PKCS#1 RSA or SEC1
+    /// EC, PEM or DER;
     /// or a key on a PKCS#11 token as a pkcs11: URI (its certificate is looked for on the
     /// token when --certificate is not given). Not needed when the certificate file or URI
     /// leads to the key

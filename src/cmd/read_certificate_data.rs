@@ -7,8 +7,8 @@ use crate::cli::ReadCertificateDataArgs;
 use crate::config::identity::CertificateSource;
 use crate::config::{self, Inputs};
 use crate::error::{Error, Result};
-use crate::identity::Certificate;
 use crate::identity::file::{self, Role};
+use crate::identity::{Certificate, KeyType};
 use crate::pkcs11::TokenSpec;
 
 /// The official helper's `CertificateData`, field order included.
@@ -22,16 +22,23 @@ pub struct CertificateData {
 }
 
 impl CertificateData {
+    /// RSA and EC list one algorithm per digest (`RSASHA256`, …); ML-DSA, which hashes
+    /// nothing, lists its own name only (`ML-DSA-65`), as the official helper does.
     pub fn of(cert: &Certificate) -> Self {
-        let name = cert.public_key().key_type().as_str();
+        let key_type = cert.public_key().key_type();
+        let name = key_type.as_str();
+        let supported_algorithms = match key_type {
+            KeyType::MlDsa(_) => vec![name.to_owned()],
+            KeyType::Rsa | KeyType::Ec => ["SHA256", "SHA384", "SHA512"]
+                .iter()
+                .map(|d| format!("{name}{d}"))
+                .collect(),
+        };
         Self {
             key_type: name,
             certificate_data: crate::sigv4x509::certificate_header(cert.der()),
             serial_number: cert.serial_decimal().to_owned(),
-            supported_algorithms: ["SHA256", "SHA384", "SHA512"]
-                .iter()
-                .map(|d| format!("{name}{d}"))
-                .collect(),
+            supported_algorithms,
         }
     }
 }

@@ -12,13 +12,17 @@ use crate::identity::{Digest, Identity, PublicKey, Signer};
 const TEST_VERSION: &str = "1";
 
 /// `"AWS Roles Anywhere Credential Helper Signing Test" || "1" || SHA256("IAM RA" || pubkey)`,
-/// where the hash is appended as 32 raw bytes.
+/// where the hash is appended as 32 raw bytes. For ML-DSA the official helper appends no
+/// hash at all (checked against its signatures), so neither does this.
 pub fn fixed_string(public: &PublicKey) -> Vec<u8> {
+    let mut out = b"AWS Roles Anywhere Credential Helper Signing Test".to_vec();
+    out.extend_from_slice(TEST_VERSION.as_bytes());
+    if matches!(public, PublicKey::MlDsa(..)) {
+        return out;
+    }
     let mut hasher = Sha256::new();
     hasher.update(b"IAM RA");
     hasher.update(public.fingerprint_bytes());
-    let mut out = b"AWS Roles Anywhere Credential Helper Signing Test".to_vec();
-    out.extend_from_slice(TEST_VERSION.as_bytes());
     out.extend_from_slice(&hasher.finalize());
     out
 }

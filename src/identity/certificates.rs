@@ -42,7 +42,7 @@ pub fn parse_certificate(
             ErrorKind::from(&e),
             path,
             format!("holds a certificate that cannot be used: {e}"),
-            "give an X.509 certificate with an RSA or EC P-256/P-384/P-521 key",
+            "give an X.509 certificate with an RSA, EC P-256/P-384/P-521 or ML-DSA key",
         )
     })
 }

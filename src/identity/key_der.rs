@@ -9,6 +9,7 @@ use rsa::traits::PublicKeyParts as _;
 
 use super::key_problem::KeyProblem;
 use crate::x509::key::{MIN_RSA_BITS, PrivateKey};
+use crate::x509::mldsa::{MlDsaKey, MlDsaLevel};
 use crate::x509::oid;
 
 /// A plain PKCS#8 `PrivateKeyInfo`.
@@ -42,11 +43,27 @@ pub(super) fn pkcs8_key(der: &[u8]) -> Result<PrivateKey, KeyProblem> {
                 other => Err(KeyProblem::Curve(oid::curve_name(other).to_owned())),
             }
         }
-        other => Err(KeyProblem::Unsupported(format!(
-            "an {} key",
-            oid::algorithm_name(other)
-        ))),
+        other => match MlDsaLevel::from_oid(other) {
+            Some(level) => mldsa_key(level, &info),
+            None => Err(KeyProblem::Unsupported(format!(
+                "an {} key",
+                oid::algorithm_name(other)
+            ))),
+        },
     }
+}
+
+/// An ML-DSA PKCS#8 key in any of its three encodings (seed, expanded, both); the
+/// parameters must be absent.
+fn mldsa_key(level: MlDsaLevel, info: &PrivateKeyInfoRef<'_>) -> Result<PrivateKey, KeyProblem> {
+    if info.algorithm.parameters.is_some() {
+        return Err(KeyProblem::Malformed(format!(
+            "its {level} algorithm identifier has parameters"
+        )));
+    }
+    MlDsaKey::from_pkcs8_inner(level, info.private_key.as_bytes())
+        .map(|(key, _)| PrivateKey::MlDsa(key))
+        .map_err(|e| KeyProblem::Malformed(e.to_string()))
 }
 
 /// A PKCS#1 `RSAPrivateKey`.

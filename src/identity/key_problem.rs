@@ -42,7 +42,7 @@ impl KeyProblem {
     pub(super) fn into_error(self, role: Role, path: &Path) -> IdentityError {
         let kind = self.kind();
         let (problem, fix): (String, String) = match self {
-            Self::Unsupported(what) => (format!("holds {what}, which is not a supported key"), "use an RSA (2048 bits or more) or EC P-256/P-384/P-521 key".into()),
+            Self::Unsupported(what) => (format!("holds {what}, which is not a supported key"), "use an RSA (2048 bits or more), EC P-256/P-384/P-521 or ML-DSA key".into()),
             Self::Malformed(why) => (format!("is not a readable private key ({why})"), "give a PEM or DER key in PKCS#8, PKCS#1 or SEC1 form".into()),
             Self::WeakRsa(bits) => (format!("holds an RSA key of {bits} bits, which is too short"), format!("use an RSA key of at least {MIN_RSA_BITS} bits, or EC P-256")),
             Self::Curve(name) => (format!("holds an EC key on curve {name}, which is not supported"), "use an EC key on P-256, P-384 or P-521".into()),

@@ -17,7 +17,7 @@ use crate::pkcs11::token::found::FoundCertificate;
 use crate::pkcs11::token::search;
 use crate::pkcs11::token::spec::TokenSpec;
 use crate::sigv4x509::Algorithm;
-use crate::x509::{Certificate, Digest, SignatureError, order_chain};
+use crate::x509::{Certificate, Digest, KeyType, SignatureError, order_chain};
 
 /// A certificate, its chain, and the private key that matches it.
 #[derive(Clone, Debug)]
@@ -146,16 +146,28 @@ impl Identity {
 }
 
 /// The certificates of a `--certificate` file given for a key on a token.
-fn certificate_file_for_token(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
+/// An ML-DSA certificate is refused: ML-DSA keys are read from files only, as upstream.
+pub(super) fn certificate_file_for_token(path: &Path) -> Result<Vec<Certificate>, IdentityError> {
     let bytes = read(Role::Certificate, path)?;
-    certificates(Role::Certificate, path, &bytes)?.ok_or_else(|| {
+    let certs = certificates(Role::Certificate, path, &bytes)?.ok_or_else(|| {
         file_error(
             Role::Certificate,
             path,
             "holds no certificate",
             "give the PEM or DER certificate of the key on the token",
         )
-    })
+    })?;
+    if let Some(KeyType::MlDsa(level)) = certs.first().map(|c| c.public_key().key_type()) {
+        return Err(Role::Certificate.error(
+            ErrorKind::Unsupported,
+            path,
+            format!(
+                "holds an {level} certificate, and ML-DSA keys on a PKCS#11 token are not supported"
+            ),
+            "give the ML-DSA key as a file with --private-key",
+        ));
+    }
+    Ok(certs)
 }
 
 #[cfg(test)]

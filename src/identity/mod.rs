@@ -23,6 +23,8 @@ mod key_der;
 mod key_encryption;
 mod key_problem;
 pub mod load;
+#[cfg(test)]
+mod mldsa_tests;
 pub mod pkcs12;
 pub mod private_key;
 pub mod signer;

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::key::{Digest, PublicKey};
+use super::mldsa::{self, MlDsaLevel};
 use super::oid;
 
 /// Why bytes could not be read as a certificate this crate can use.
@@ -204,9 +205,22 @@ pub fn public_key_from_spki(spki_der: &[u8]) -> Result<PublicKey, CertificateErr
                 ))),
             }
         }
-        other => Err(CertificateError::UnsupportedKey(
-            oid::algorithm_name(other).to_owned(),
-        )),
+        other => match MlDsaLevel::from_oid(other) {
+            // Parameters absent, and the key the length of its parameter set.
+            Some(level)
+                if spki.algorithm.parameters.is_none()
+                    && mldsa::public_key_fits(level, &spki.subject_public_key.data) =>
+            {
+                Ok(PublicKey::MlDsa(
+                    level,
+                    spki.subject_public_key.data.to_vec(),
+                ))
+            }
+            Some(level) => Err(CertificateError::BadKey(level.as_str())),
+            None => Err(CertificateError::UnsupportedKey(
+                oid::algorithm_name(other).to_owned(),
+            )),
+        },
     }
 }
 

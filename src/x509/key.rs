@@ -13,6 +13,7 @@ use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
+use super::mldsa::{self, MlDsaKey, MlDsaLevel};
 use crate::sigv4x509::Algorithm;
 
 /// The smallest RSA modulus accepted: 2048 bits, the floor of current CA/B and NIST rules.
@@ -53,14 +54,16 @@ pub enum SignatureError {
 pub enum KeyType {
     Rsa,
     Ec,
+    MlDsa(MlDsaLevel),
 }
 
 impl KeyType {
-    /// `"RSA"` or `"EC"`, the official helper's `keyType` value.
+    /// `"RSA"`, `"EC"` or `"ML-DSA-44|65|87"`, the official helper's `keyType` value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rsa => "RSA",
             Self::Ec => "EC",
+            Self::MlDsa(level) => level.as_str(),
         }
     }
 
@@ -69,6 +72,7 @@ impl KeyType {
         match self {
             Self::Rsa => Algorithm::RsaSha256,
             Self::Ec => Algorithm::EcdsaSha256,
+            Self::MlDsa(_) => Algorithm::MlDsa,
         }
     }
 }
@@ -81,6 +85,7 @@ pub enum PrivateKey {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
     P521(p521::ecdsa::SigningKey),
+    MlDsa(MlDsaKey),
 }
 
 impl fmt::Debug for PrivateKey {
@@ -101,10 +106,13 @@ impl PrivateKey {
             Self::P256(k) => PublicKey::P256(*k.verifying_key()),
             Self::P384(k) => PublicKey::P384(*k.verifying_key()),
             Self::P521(k) => PublicKey::P521(*k.verifying_key()),
+            Self::MlDsa(k) => PublicKey::MlDsa(k.level(), k.public_key_bytes()),
         }
     }
 
-    /// Signs `message` hashed with `digest`: PKCS#1 v1.5 for RSA, DER ECDSA for EC.
+    /// Signs `message` hashed with `digest`: PKCS#1 v1.5 for RSA, DER ECDSA for EC. ML-DSA
+    /// signs the message itself (pure, empty context, deterministic) and, like the official
+    /// helper, ignores `digest`.
     pub fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignatureError> {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
         let fail = |e: ecdsa::Error| SignatureError::Sign(e.to_string());
@@ -142,6 +150,9 @@ impl PrivateKey {
                     .map_err(fail)?;
                 Ok(sig.to_vec())
             }
+            Self::MlDsa(key) => key
+                .sign(message)
+                .map_err(|e| SignatureError::Sign(e.to_string())),
         }
     }
 }
@@ -153,13 +164,16 @@ pub enum PublicKey {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     P521(p521::ecdsa::VerifyingKey),
+    /// The parameter set and the encoded key (FIPS 204 `pkEncode`).
+    MlDsa(MlDsaLevel, Vec<u8>),
 }
 
 impl PublicKey {
-    /// RSA or EC.
+    /// RSA, EC or an ML-DSA parameter set.
     pub fn key_type(&self) -> KeyType {
         match self {
             Self::Rsa(_) => KeyType::Rsa,
+            Self::MlDsa(level, _) => KeyType::MlDsa(*level),
             _ => KeyType::Ec,
         }
     }
@@ -171,11 +185,13 @@ impl PublicKey {
             Self::P256(_) => "EC P-256".into(),
             Self::P384(_) => "EC P-384".into(),
             Self::P521(_) => "EC P-521".into(),
+            Self::MlDsa(level, _) => level.as_str().into(),
         }
     }
 
     /// The bytes the official helper hashes into the `sign-string` test string: the PKCS#1
-    /// `RSAPublicKey` DER for RSA, the uncompressed point `04 || X || Y` for EC.
+    /// `RSAPublicKey` DER for RSA, the uncompressed point `04 || X || Y` for EC, nothing for
+    /// other keys (ML-DSA), as upstream's `sign-string` hashes only those two.
     pub fn fingerprint_bytes(&self) -> Vec<u8> {
         match self {
             Self::Rsa(k) => k
@@ -185,11 +201,13 @@ impl PublicKey {
             Self::P256(k) => k.to_sec1_point(false).as_bytes().to_vec(),
             Self::P384(k) => k.to_sec1_point(false).as_bytes().to_vec(),
             Self::P521(k) => k.to_sec1_point(false).as_bytes().to_vec(),
+            Self::MlDsa(..) => Vec::new(),
         }
     }
 
     /// Verifies a signature over `message` hashed with `digest`, in the form
-    /// [`PrivateKey::sign`] makes (raw PKCS#1 v1.5 for RSA, DER for ECDSA).
+    /// [`PrivateKey::sign`] makes (raw PKCS#1 v1.5 for RSA, DER for ECDSA, FIPS 204 bytes
+    /// for ML-DSA, whose `digest` is ignored).
     pub fn verify(
         &self,
         message: &[u8],
@@ -220,6 +238,7 @@ impl PublicKey {
                 .is_ok_and(|sig| key.verify_prehash(&digest.hash(message), &sig).is_ok()),
             Self::P521(key) => p521::ecdsa::DerSignature::try_from(signature)
                 .is_ok_and(|sig| key.verify_prehash(&digest.hash(message), &sig).is_ok()),
+            Self::MlDsa(level, public) => mldsa::verify(*level, public, message, signature),
         };
         if ok {
             Ok(())

@@ -7,11 +7,13 @@
 //! - [`key`]: private and public keys, digests, the signing primitive.
 //! - [`chain`]: ordering the intermediates sent with the leaf, and the service's limit.
 //! - [`pem`]: a tolerant PEM scanner.
+//! - [`mldsa`]: ML-DSA (FIPS 204) keys, their PKCS#8 encodings and signatures.
 //! - [`oid`]: the object identifiers met in keys and certificates.
 
 pub mod certificate;
 pub mod chain;
 pub mod key;
+pub mod mldsa;
 pub mod oid;
 pub mod pem;
 

@@ -10,6 +10,9 @@ pub const P384: &str = "1.3.132.0.34";
 pub const P521: &str = "1.3.132.0.35";
 pub const SECP256K1: &str = "1.3.132.0.10";
 pub const P224: &str = "1.3.132.0.33";
+pub const ML_DSA_44: &str = "2.16.840.1.101.3.4.3.17";
+pub const ML_DSA_65: &str = "2.16.840.1.101.3.4.3.18";
+pub const ML_DSA_87: &str = "2.16.840.1.101.3.4.3.19";
 
 /// The common name of a curve OID, for error messages.
 pub fn curve_name(oid: &str) -> &str {
@@ -36,9 +39,9 @@ pub fn algorithm_name(oid: &str) -> &str {
         "1.3.101.113" => "Ed448",
         "1.3.101.110" => "X25519",
         "1.2.840.10040.4.1" => "DSA",
-        "2.16.840.1.101.3.4.3.17" => "ML-DSA-44",
-        "2.16.840.1.101.3.4.3.18" => "ML-DSA-65",
-        "2.16.840.1.101.3.4.3.19" => "ML-DSA-87",
+        ML_DSA_44 => "ML-DSA-44",
+        ML_DSA_65 => "ML-DSA-65",
+        ML_DSA_87 => "ML-DSA-87",
         other => other,
     }
 }

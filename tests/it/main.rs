@@ -19,6 +19,7 @@ mod input_limits;
 mod kat;
 mod layout;
 mod migration;
+mod mldsa;
 mod pkcs11;
 mod secrets;
 mod serve_config;

@@ -27,7 +27,7 @@ fn curve_of_public(public: &PublicKey) -> Option<&'static str> {
         PublicKey::P256(_) => Some("P-256"),
         PublicKey::P384(_) => Some("P-384"),
         PublicKey::P521(_) => Some("P-521"),
-        PublicKey::Rsa(_) => None,
+        PublicKey::Rsa(_) | PublicKey::MlDsa(..) => None,
     }
 }
 
