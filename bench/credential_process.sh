@@ -22,15 +22,7 @@ start_dir=$PWD
 cd "$(dirname "$0")/.."
 runs=${1:-25}
 
-official=${RA_BENCH_OFFICIAL:-../shared/peers/official-1.8.0/aws_signing_helper}
-case $official in
-  /*) ;;
-  *) if [ -n "${RA_BENCH_OFFICIAL:-}" ]; then official=$start_dir/$official; else official=$(pwd)/$official; fi ;;
-esac
-if [ ! -x "$official" ]; then
-  echo "bench: official helper not found at $official (set RA_BENCH_OFFICIAL); measuring without it"
-  official=
-fi
+. bench/official.sh
 
 for tool in curl /usr/bin/time; do
   if ! command -v "$tool" >/dev/null 2>&1; then

@@ -47,15 +47,7 @@ for tool in wrk python3 curl taskset; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)" >&2; exit 1; }
 done
 
-official=${RA_BENCH_OFFICIAL:-../shared/peers/official-1.8.0/aws_signing_helper}
-case $official in
-  /*) ;;
-  *) if [ -n "${RA_BENCH_OFFICIAL:-}" ]; then official=$start_dir/$official; else official=$(pwd)/$official; fi ;;
-esac
-if [ ! -x "$official" ]; then
-  echo "bench: official helper not found at $official (set RA_BENCH_OFFICIAL); measuring without it"
-  official=
-fi
+. bench/official.sh
 
 # Enough descriptors for the idle connections, in the servers and the client.
 want_fds=$((idle_conns + 256))

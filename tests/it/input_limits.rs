@@ -7,17 +7,16 @@
 //!
 //! And `serve` stops promptly on SIGTERM while its first credential fetch hangs.
 
-use std::io::Read as _;
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use rolesanywhere_helper::pki::KeyType;
 
+use crate::common;
 use crate::credential_process::Setup;
 use crate::serve_daemon::Daemon;
 
@@ -102,7 +101,7 @@ fn a_2_gb_sparse_file_is_refused_at_once() {
 #[test]
 fn the_same_command_lines_work_with_the_right_files() {
     let setup = Setup::new(KeyType::P256, true);
-    let finished = Process::spawn(&mut valid_command(&setup, "credential-process")).finish();
+    let finished = finish(spawn(&mut valid_command(&setup, "credential-process")));
     assert_eq!(
         finished.status.and_then(|s| s.code()),
         Some(0),
@@ -125,7 +124,7 @@ fn refused_everywhere(bad: &BadFile) {
             let mut cmd = valid_command(&setup, subcommand);
             // A flag given twice takes its last value.
             cmd.arg(flag).arg(&path);
-            let finished = Process::spawn(&mut cmd).finish();
+            let finished = finish(spawn(&mut cmd));
             if let Err(problem) = check_refusal(&finished, &path, bad.problem) {
                 wrong.push(format!("{subcommand} {flag} {}: {problem}", path.display()));
             }
@@ -227,7 +226,7 @@ fn serve_stops_at_once_on_sigterm_while_its_first_fetch_hangs() {
             "--port",
             "0",
         ]);
-    let mut process = Process::spawn(&mut cmd);
+    let mut process = spawn(&mut cmd);
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let _connection = loop {
@@ -235,7 +234,7 @@ fn serve_stops_at_once_on_sigterm_while_its_first_fetch_hangs() {
             break stream;
         }
         if Instant::now() > deadline || process.child.try_wait().unwrap().is_some() {
-            let finished = process.finish();
+            let finished = finish(process);
             panic!(
                 "serve never connected to the endpoint ({:?}): {}",
                 finished.status, finished.stderr
@@ -251,7 +250,7 @@ fn serve_stops_at_once_on_sigterm_while_its_first_fetch_hangs() {
         unsafe { libc::kill(process.child.id() as i32, libc::SIGTERM) },
         0
     );
-    let finished = process.finish();
+    let finished = finish(process);
     let status = finished.status.unwrap_or_else(|| {
         panic!(
             "serve was still waiting for its fetch {KILL_AFTER:?} after SIGTERM: {}",
@@ -271,18 +270,11 @@ fn serve_stops_at_once_on_sigterm_while_its_first_fetch_hangs() {
     );
 }
 
-/// A process under test, its output read by threads so that it never blocks on a full pipe.
-struct Process {
-    child: Child,
-    stdout: JoinHandle<Vec<u8>>,
-    stderr: JoinHandle<Vec<u8>>,
-}
-
 /// How a process ended.
 struct Finished {
     /// `None`: killed after [`KILL_AFTER`].
     status: Option<ExitStatus>,
-    /// From the call to [`Process::finish`] to the exit.
+    /// From the call to [`finish`] to the exit.
     took: Duration,
     stdout: Vec<u8>,
     stderr: String,
@@ -302,50 +294,18 @@ impl Finished {
     }
 }
 
-impl Process {
-    fn spawn(cmd: &mut Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-        let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let _ = pipe.read_to_end(&mut bytes);
-                bytes
-            })
-        };
-        let stdout = drain(Box::new(child.stdout.take().unwrap()));
-        let stderr = drain(Box::new(child.stderr.take().unwrap()));
-        Self {
-            child,
-            stdout,
-            stderr,
-        }
-    }
+/// Starts a process under test (see [`common::Captured`]).
+fn spawn(cmd: &mut Command) -> common::Captured {
+    common::Captured::spawn(cmd)
+}
 
-    /// Waits for the exit, for at most [`KILL_AFTER`]; then kills the process.
-    fn finish(mut self) -> Finished {
-        let since = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if since.elapsed() > KILL_AFTER {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let took = since.elapsed();
-        Finished {
-            status,
-            took,
-            stdout: self.stdout.join().unwrap(),
-            stderr: String::from_utf8_lossy(&self.stderr.join().unwrap()).into_owned(),
-        }
+/// Waits for the process to exit, for at most [`KILL_AFTER`]; then kills it.
+fn finish(process: common::Captured) -> Finished {
+    let ended = process.wait_within(KILL_AFTER);
+    Finished {
+        status: ended.status,
+        took: ended.took,
+        stdout: ended.stdout,
+        stderr: String::from_utf8_lossy(&ended.stderr).into_owned(),
     }
 }

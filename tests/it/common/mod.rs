@@ -136,3 +136,70 @@ extern "C" fn private_files() {
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o077) };
 }
+
+/// A child with no stdin whose stdout and stderr are read to the end by threads of their
+/// own, so that a full pipe never blocks it, however long it runs.
+pub struct Captured {
+    pub child: std::process::Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+/// How a [`Captured`] child ended.
+pub struct Ended {
+    /// `None` when it was killed for running too long.
+    pub status: Option<std::process::ExitStatus>,
+    /// From the call to [`Captured::wait_within`] to the exit.
+    pub took: std::time::Duration,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Captured {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        use std::io::Read as _;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the exit for at most `limit`, then kills the child.
+    pub fn wait_within(mut self, limit: std::time::Duration) -> Ended {
+        let since = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the child") {
+                break Some(status);
+            }
+            if since.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        Ended {
+            status,
+            took: since.elapsed(),
+            stdout: self.stdout.join().expect("stdout reader"),
+            stderr: self.stderr.join().expect("stderr reader"),
+        }
+    }
+}

@@ -19,11 +19,11 @@ mod serve;
 mod update;
 mod wire;
 
-use std::io::{Read, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rolesanywhere_helper::emulator::{EmulatorConfig, TlsMode};
 use rolesanywhere_helper::pki::KeyType;
@@ -115,37 +115,14 @@ impl Peer {
 /// Runs `cmd` with no stdin, failing the test if it takes longer than [`RUN_WITHIN`]
 /// (a program that waits for a terminal would otherwise hang the suite).
 pub fn run_bounded(mut cmd: Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + RUN_WITHIN;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {RUN_WITHIN:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let ended = common::Captured::spawn(&mut cmd).wait_within(RUN_WITHIN);
+    let Some(status) = ended.status else {
+        panic!("{cmd:?} did not finish within {RUN_WITHIN:?}");
     };
     Output {
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout: ended.stdout,
+        stderr: ended.stderr,
     }
 }
 
