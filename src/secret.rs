@@ -57,7 +57,13 @@ impl Secret {
                 ),
             ));
         }
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
+        Self::from_file_bytes(&bytes)
+    }
+
+    /// The secret a file holding `bytes` gives: its UTF-8 text less one trailing line
+    /// ending.
+    pub fn from_file_bytes(bytes: &[u8]) -> io::Result<Self> {
+        let text = std::str::from_utf8(bytes).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidData, "the file is not UTF-8 text")
         })?;
         let text = text

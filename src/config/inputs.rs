@@ -77,16 +77,10 @@ impl Fs {
     pub fn read_secret(&self, path: &Path) -> io::Result<Secret> {
         match self {
             Self::Real => Secret::from_file(path),
-            Self::Fake(files) => {
-                let bytes = files
-                    .get(path)
-                    .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-                let text = String::from_utf8(bytes.clone())
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
-                Ok(Secret::from(
-                    text.strip_suffix('\n').unwrap_or(&text).to_owned(),
-                ))
-            }
+            Self::Fake(files) => files
+                .get(path)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+                .and_then(|bytes| Secret::from_file_bytes(bytes)),
         }
     }
 
