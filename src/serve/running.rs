@@ -123,16 +123,14 @@ impl LiveListener {
         }
     }
 
-    fn view(&self, roles: &[LiveRole]) -> Bound {
+    /// What clients see here. A reload rebuilds the routes from the roles it keeps, under
+    /// the same lock, so they name only roles that are served.
+    fn view(&self) -> Bound {
         let site = self.routes.as_ref().map(|r| r.current());
-        let find = |role: &Arc<ServedRole>| roles.iter().any(|r| Arc::ptr_eq(&r.role, role));
         Bound {
             endpoint: self.endpoint.clone(),
             tcp: self.tcp,
-            imds: site
-                .as_ref()
-                .and_then(|s| s.imds_role())
-                .filter(|r| find(r)),
+            imds: site.as_ref().and_then(|s| s.imds_role()),
             ecs: site.map(|s| s.ecs_roles()).unwrap_or_default(),
         }
     }
@@ -394,18 +392,16 @@ impl Running {
 
     /// The credential listeners, as clients see them.
     pub fn listeners(&self) -> Vec<Bound> {
-        let served = self.lock();
-        served
+        self.lock()
             .listeners
             .iter()
-            .map(|l| l.view(&served.roles))
+            .map(LiveListener::view)
             .collect()
     }
 
     /// The ops listener, if any.
     pub fn ops(&self) -> Option<Bound> {
-        let served = self.lock();
-        served.ops.as_ref().map(|l| l.view(&served.roles))
+        self.lock().ops.as_ref().map(LiveListener::view)
     }
 
     /// The roles served, with their ECS token files.
