@@ -10,8 +10,6 @@
 //! past that, readers get an error rather than credentials about to expire, and never
 //! expired ones.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,50 +19,10 @@ use tokio::sync::watch;
 
 use crate::credentials::Credentials;
 
-/// A fetch failure. What failed decides whether it is worth retrying
-/// ([`FetchError::is_transient`]), not the code that saw it fail.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum FetchError {
-    /// The certificate or key could not be loaded.
-    #[error(transparent)]
-    Identity(Arc<crate::identity::IdentityError>),
-    /// CreateSession did not yield credentials.
-    #[error(transparent)]
-    CreateSession(Arc<crate::rolesanywhere::CreateSessionError>),
-    /// The task that loads the identity did not finish (it panicked).
-    #[error("loading the identity failed: {0}")]
-    Task(String),
-}
-
-impl FetchError {
-    /// Whether a later attempt may succeed without anyone changing anything: a file or
-    /// token not there yet, a service unreachable or overloaded. The rest (a refused
-    /// certificate, a malformed key) stops a refresher that never had credentials.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Identity(e) => e.is_transient(),
-            Self::CreateSession(e) => e.is_transient(),
-            Self::Task(_) => true,
-        }
-    }
-}
-
-/// Where credentials come from. The real source re-reads the identity files and calls
-/// CreateSession each time; tests use scripted sources.
-pub trait CredentialSource: Send + Sync + 'static {
-    /// Fetches a fresh set.
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>>;
-}
-
-/// Credentials together with what the log line about them needs.
-#[derive(Clone, Debug)]
-pub struct Fetched {
-    pub credentials: Credentials,
-    /// Decimal serial of the certificate that signed the request.
-    pub serial: String,
-    /// When that certificate expires, for metrics and expiry warnings.
-    pub certificate_not_after: Option<OffsetDateTime>,
-}
+mod session_source;
+mod source;
+pub use session_source::SessionSource;
+pub use source::{CredentialSource, FetchError, Fetched};
 
 /// Counters and facts about one refresher, for health reports and metrics.
 #[derive(Debug, Default)]
@@ -381,43 +339,10 @@ async fn run(
     }
 }
 
-/// The production source: re-reads the certificate and key files (so a renewed
-/// certificate is used without a restart), or looks the objects up again on their token
-/// (re-opening the session if the token went away), and calls CreateSession.
-pub struct SessionSource {
-    pub identity: crate::identity::IdentitySpec,
-    pub params: crate::rolesanywhere::SessionParams,
-    pub client: crate::rolesanywhere::Client,
-}
-
-impl CredentialSource for SessionSource {
-    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
-        Box::pin(async move {
-            // Off the async threads: a key on a token may take a while to find and log in
-            // to (a smart card, a network HSM).
-            let spec = self.identity.clone();
-            let identity = tokio::task::spawn_blocking(move || {
-                crate::identity::Identity::load(&spec, OffsetDateTime::now_utc())
-            })
-            .await
-            .map_err(|e| FetchError::Task(e.to_string()))?
-            .map_err(|e| FetchError::Identity(Arc::new(e)))?;
-            let credentials = self
-                .client
-                .create_session(&identity, &self.params)
-                .await
-                .map_err(|e| FetchError::CreateSession(Arc::new(e)))?;
-            Ok(Fetched {
-                credentials,
-                serial: identity.leaf().serial_decimal().to_owned(),
-                certificate_not_after: Some(identity.leaf().not_after()),
-            })
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
 
