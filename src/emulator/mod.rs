@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 pub use config::{EmulatorConfig, ProfileConfig, TlsMode, TrustAnchorConfig, pem_certificates};
 pub use errors::{EmulatorError, INVALID_SIGNATURE, SIGNATURE_EXPIRED, UNTRUSTED_CERTIFICATE};
 pub use faults::Faults;
-pub use state::ReceivedRequest;
+pub use state::{ReceivedRequest, VerifiedSignature};
 
 /// A running emulator. Dropping it stops the listener; [`Emulator::shutdown`] also waits for
 /// open connections to finish.

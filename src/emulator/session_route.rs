@@ -10,7 +10,7 @@ use super::chain;
 use super::create_session::create_session;
 use super::errors::ErrorKind;
 use super::faults::{Fault, INCOMPLETE_ACCESS_KEY_ID, INCOMPLETE_SECRET_ACCESS_KEY};
-use super::state::{ReceivedRequest, State};
+use super::state::{ReceivedRequest, State, VerifiedSignature};
 use super::verify::{Received, authenticate};
 use crate::sigv4x509;
 
@@ -45,6 +45,7 @@ pub async fn sessions(
             .map_or(0, |v| v.split(',').filter(|s| !s.trim().is_empty()).count()),
         request_id: request_id.clone(),
         received_at: chain::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
+        verified: None,
     };
     if !delay.is_zero() {
         // A client that gives up during the delay closes the connection, and hyper drops
@@ -136,7 +137,13 @@ pub async fn sessions(
                 state.max_skew,
                 &state.leaves,
             )
-            .and_then(|auth| create_session(state, &auth, query, body));
+            .and_then(|auth| {
+                entry.verified = Some(VerifiedSignature {
+                    string_to_sign: auth.string_to_sign.clone(),
+                    signature_hex: hex::encode(&auth.signature),
+                });
+                create_session(state, &auth, query, body)
+            });
             match result {
                 Ok(json) => respond(
                     StatusCode::CREATED,

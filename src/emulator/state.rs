@@ -55,6 +55,16 @@ pub struct ReceivedRequest {
     pub request_id: String,
     /// When it arrived (real time, RFC 3339).
     pub received_at: String,
+    /// For a request whose signature verified: the string to sign the emulator rebuilt and
+    /// the signature, hex-encoded.
+    pub verified: Option<VerifiedSignature>,
+}
+
+/// What a verified request signature covered, for tests that check it independently.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct VerifiedSignature {
+    pub string_to_sign: String,
+    pub signature_hex: String,
 }
 
 /// Everything the request handlers share.

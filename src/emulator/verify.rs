@@ -67,6 +67,11 @@ pub struct Authenticated {
     pub leaf_b64: String,
     /// The `X-Amz-X509-Chain` value, when sent.
     pub chain_b64: Option<String>,
+    /// The string to sign rebuilt from what was received, and the signature that verified
+    /// over it: kept in the request log so that tests can check the signature with another
+    /// implementation. Neither is a secret.
+    pub string_to_sign: String,
+    pub signature: Vec<u8>,
 }
 
 /// One header value as text, or a refusal naming it.
@@ -232,6 +237,8 @@ pub fn authenticate(
         leaf_b64: leaf_b64.to_owned(),
         leaf,
         chain_b64: chain_b64.map(str::to_owned),
+        string_to_sign,
+        signature: auth.signature,
     })
 }
 

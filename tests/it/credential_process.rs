@@ -48,7 +48,21 @@ impl Setup {
         })
         .unwrap();
         pki.write(dir.path()).unwrap();
-        let mut config = EmulatorConfig::single_anchor(pki.root_pem(), REGION).unwrap();
+        Self::start(dir, pki.root_pem(), adjust)
+    }
+
+    /// An emulator trusting `root_pem` (a CA made elsewhere), with an empty directory for
+    /// the test's files.
+    pub fn trusting(root_pem: &str) -> Self {
+        Self::start(tempfile::tempdir().unwrap(), root_pem, |_| {})
+    }
+
+    fn start(
+        dir: tempfile::TempDir,
+        root_pem: &str,
+        adjust: impl FnOnce(&mut EmulatorConfig),
+    ) -> Self {
+        let mut config = EmulatorConfig::single_anchor(root_pem, REGION).unwrap();
         adjust(&mut config);
         let rt = Runtime::new().unwrap();
         let emulator = rt.block_on(Emulator::start(config)).unwrap();

@@ -147,3 +147,152 @@ fn credential_process_gets_credentials_with_each_ml_dsa_size() {
         assert_eq!(received[0].status, 201, "{key_type:?}: {received:?}");
     }
 }
+
+/// Verifies each `(certificate, string to sign, signature hex)` with pyca `cryptography`:
+/// ML-DSA from another implementation than the client's (RustCrypto) and the emulator's
+/// (`fips204`). Pure ML-DSA, empty context.
+fn pyca_verifies(checks: &[(PathBuf, String, String)]) {
+    let input: Vec<serde_json::Value> = checks
+        .iter()
+        .map(|(cert, sts, sig)| serde_json::json!([cert, sts, sig]))
+        .collect();
+    let script = r#"
+import json, sys
+from cryptography import x509
+for cert, sts, sig in json.load(sys.stdin):
+    key = x509.load_pem_x509_certificate(open(cert, "rb").read()).public_key()
+    key.verify(bytes.fromhex(sig), sts.encode())
+    print(type(key).__name__)
+"#;
+    let mut py = std::process::Command::new(common::python());
+    py.arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = py.spawn().unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "pyca refused a signature: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(names.lines().count(), checks.len(), "{names}");
+    assert!(names.lines().all(|n| n.contains("MLDSA")), "{names}");
+}
+
+/// Keys and certificates made by pyca `cryptography` (and the "both" and expanded encodings
+/// assembled from its seed), each encoding and an AES-256 encrypted key, for each size:
+/// credentials from the emulator, and the signature of every request verifies with pyca on
+/// its own over the string to sign the emulator rebuilt.
+#[test]
+fn pyca_keys_in_every_encoding_get_credentials_and_pyca_verifies_each_request() {
+    use crate::credential_process::{Setup, credentials};
+    let mut checks = Vec::new();
+    for size in SIZES {
+        let ca = std::fs::read_to_string(fixture(&format!("mldsa{size}-ca.pem"))).unwrap();
+        let setup = Setup::trusting(&ca);
+        let cert = fixture(&format!("mldsa{size}-cert.pem"));
+        for encoding in ["seed", "expanded", "both", "seed-aes256"] {
+            let key = private_copy(setup.dir.path(), &format!("mldsa{size}-{encoding}.pem"));
+            let mut cmd = setup.command();
+            cmd.arg("--certificate")
+                .arg(&cert)
+                .args(["--private-key", &key]);
+            if encoding.ends_with("aes256") {
+                cmd.env("ROLESANYWHERE_PKCS8_PASSWORD", "password");
+            }
+            let json = credentials(&common::run(&mut cmd));
+            assert!(
+                json["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+                "ML-DSA-{size} {encoding}"
+            );
+        }
+        let received = setup.emulator.received();
+        assert_eq!(received.len(), 4, "ML-DSA-{size}: {received:?}");
+        for r in received {
+            assert_eq!(r.status, 201, "ML-DSA-{size}: {r:?}");
+            let v = r.verified.expect("a verified request keeps its signature");
+            assert!(v.string_to_sign.starts_with("AWS4-X509-MLDSA\n"));
+            checks.push((cert.clone(), v.string_to_sign, v.signature_hex));
+        }
+    }
+    pyca_verifies(&checks);
+}
+
+/// A key that does not belong to the certificate is refused before any request: another
+/// size's key, and a "both" key whose expanded half is another key's.
+#[test]
+fn an_mldsa_key_for_another_certificate_is_refused_before_any_request() {
+    use crate::credential_process::{Setup, failure};
+    let ca = std::fs::read_to_string(fixture("mldsa65-ca.pem")).unwrap();
+    let setup = Setup::trusting(&ca);
+    for (key, expected) in [
+        ("mldsa44-seed.pem", "does not match"),
+        ("mldsa87-both.pem", "does not match"),
+        (
+            "mldsa65-both-mismatch.pem",
+            "does not match the seed beside it",
+        ),
+    ] {
+        let key = private_copy(setup.dir.path(), key);
+        let mut cmd = setup.command();
+        cmd.arg("--certificate")
+            .arg(fixture("mldsa65-cert.pem"))
+            .args(["--private-key", &key]);
+        let message = failure(&common::run(&mut cmd));
+        assert!(message.contains(expected), "{key}: {message}");
+    }
+    assert!(setup.emulator.received().is_empty());
+}
+
+/// The AWS CLI, with `credential_process` running this helper on an ML-DSA-87 key (the
+/// largest request), signs `sts get-caller-identity` with the credentials it received.
+#[test]
+fn aws_cli_signs_with_credentials_from_an_mldsa_key() {
+    use crate::credential_process::{PROFILE, REGION, ROLE, Setup, TA};
+    let ca = std::fs::read_to_string(fixture("mldsa87-ca.pem")).unwrap();
+    let setup = Setup::trusting(&ca);
+    let key = private_copy(setup.dir.path(), "mldsa87-both.pem");
+    let config = setup.path("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile pq]\nregion = {REGION}\ncredential_process = {} credential-process --certificate {} --private-key {key} --trust-anchor-arn {TA} --profile-arn {PROFILE} --role-arn {ROLE} --endpoint {}\n",
+            common::bin().display(),
+            fixture("mldsa87-cert.pem").display(),
+            setup.emulator.url()
+        ),
+    )
+    .unwrap();
+    let identity = setup.caller_identity("pq", |cmd| {
+        cmd.env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", setup.path("no-credentials"))
+            .env("AWS_CA_BUNDLE", &setup.ca_bundle)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE");
+    });
+    let arn = identity["Arn"].as_str().unwrap();
+    assert!(
+        arn.starts_with("arn:aws:sts::111122223333:assumed-role/onprem-app/"),
+        "{arn}"
+    );
+    let received = setup.emulator.received();
+    assert_eq!(received.len(), 1);
+    assert!(
+        received[0]
+            .verified
+            .as_ref()
+            .is_some_and(|v| v.string_to_sign.starts_with("AWS4-X509-MLDSA\n"))
+    );
+}
