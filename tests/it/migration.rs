@@ -338,11 +338,11 @@ fn server_certificate(name: &str) -> (String, String, String) {
     (cert.pem(), key.serialize_pem(), ca_pem)
 }
 
-/// Any other host goes through the proxy: here a name that only the proxy can reach.
-#[test]
-fn a_named_endpoint_goes_through_https_proxy() {
-    const NAME: &str = "emulator.invalid";
-    let setup = Setup::new(KeyType::P256, false);
+const NAME: &str = "emulator.invalid";
+
+/// An emulator trusting `setup`'s root, serving HTTPS for [`NAME`], which resolves nowhere
+/// and only [`FakeProxy`] reaches; with the CA bundle for its certificate.
+fn named_emulator(setup: &Setup) -> (tokio::runtime::Runtime, Emulator, PathBuf) {
     let (cert_pem, key_pem, ca_pem) = server_certificate(NAME);
     let mut config = EmulatorConfig::single_anchor(
         &std::fs::read_to_string(setup.path("root-ca.pem")).unwrap(),
@@ -354,6 +354,14 @@ fn a_named_endpoint_goes_through_https_proxy() {
     let emulator = runtime.block_on(Emulator::start(config)).unwrap();
     let ca_bundle = setup.path("named-ca.pem");
     std::fs::write(&ca_bundle, ca_pem).unwrap();
+    (runtime, emulator, ca_bundle)
+}
+
+/// Any other host goes through the proxy: here a name that only the proxy can reach.
+#[test]
+fn a_named_endpoint_goes_through_https_proxy() {
+    let setup = Setup::new(KeyType::P256, false);
+    let (_runtime, emulator, ca_bundle) = named_emulator(&setup);
     let proxy = FakeProxy::start();
     let port = emulator.addr().port();
     let out = run(setup
@@ -376,6 +384,36 @@ fn a_named_endpoint_goes_through_https_proxy() {
         .env("ALL_PROXY", proxy.url()));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(proxy.seen().len(), 1, "ALL_PROXY was used");
+}
+
+/// The largest request there is, ML-DSA-87 with an ML-DSA-87 intermediate (about 9 KB of
+/// signature and 20 KB of certificates in headers), goes through the proxy's tunnel whole.
+#[test]
+fn an_mldsa87_request_goes_through_https_proxy() {
+    let setup = Setup::new(KeyType::MlDsa87, true);
+    let (_runtime, emulator, ca_bundle) = named_emulator(&setup);
+    let proxy = FakeProxy::start();
+    let port = emulator.addr().port();
+    let out = run(setup
+        .leaf_command()
+        .args(["--endpoint", &format!("https://{NAME}:{port}")])
+        .arg("--intermediates")
+        .arg(setup.path("intermediate-ca.pem"))
+        .env("AWS_CA_BUNDLE", &ca_bundle)
+        .env("HTTPS_PROXY", proxy.url()));
+    credentials(&out);
+    assert_eq!(
+        proxy.seen(),
+        vec![format!("CONNECT {NAME}:{port} HTTP/1.1")]
+    );
+    let received = emulator.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].status, 201, "{received:?}");
+    assert_eq!(received[0].chain_len, 1);
+    let verified = received[0].verified.as_ref().unwrap();
+    assert!(verified.string_to_sign.starts_with("AWS4-X509-MLDSA\n"));
+    // ML-DSA-87 signatures are 4,627 bytes.
+    assert_eq!(verified.signature_hex.len(), 2 * 4627);
 }
 
 /// The key is checked against the certificate before any request, so a refused
