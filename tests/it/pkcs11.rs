@@ -1286,3 +1286,32 @@ fn config_file_roles_on_a_token_for_serve_and_update() {
         "{written}"
     );
 }
+
+/// An ML-DSA certificate cannot go with a key on a token (as with the official helper): one
+/// line saying so before any module is loaded, and no request. (SoftHSM2 2.6 keeps no
+/// ML-DSA keys, and OpenSSL 3.0's pkcs11-tool cannot store an ML-DSA certificate, so the
+/// certificate is a file beside a key URI here.)
+#[test]
+fn an_mldsa_certificate_with_a_token_key_is_refused_in_one_line() {
+    let fixture = Fixture::new(KeyType::P256);
+    let pq = Setup::new(KeyType::MlDsa65, false);
+    let module = softhsm_module().display().to_string();
+    let pin_file = fixture.hsm.pin_file().display().to_string();
+    let line = failure(&run(fixture
+        .setup
+        .command()
+        .arg("--certificate")
+        .arg(pq.path("leaf.pem"))
+        .args([
+            "--private-key",
+            &format!("pkcs11:token={TOKEN};object=leaf"),
+        ])
+        .args(["--pkcs11-lib", &module, "--pkcs11-pin-file", &pin_file])));
+    assert!(
+        line.contains(
+            "holds an ML-DSA-65 certificate, and ML-DSA keys on a PKCS#11 token are not supported"
+        ),
+        "{line}"
+    );
+    assert!(fixture.setup.emulator.received().is_empty());
+}

@@ -8,6 +8,7 @@ use crate::identity_error::{ErrorKind, IdentityError};
 use crate::pkcs11::module::{DEFAULT_MODULE, ModuleError, describe, is_loss};
 use crate::pkcs11::pin::Pin;
 use crate::pkcs11::uri::{ObjectType, Pkcs11Uri};
+use crate::x509::{Certificate, PublicKey};
 
 /// The module `module` cannot be loaded or initialised.
 pub(super) fn module_failure(module: &str, error: &ModuleError) -> IdentityError {
@@ -56,6 +57,25 @@ pub(super) fn refuse_type(
                 want.as_str()
             ),
             format!("write type={} or leave type out", want.as_str()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An ML-DSA certificate found on a token: its key cannot be there too, as with the official
+/// helper (no PKCS#11 mechanism for it is in common use yet). Said before any key lookup, so
+/// that the user is not sent looking for a key that no lookup would find. (A certificate
+/// file beside a key URI is refused the same way when it is read, in `identity::load`.)
+pub(super) fn refuse_mldsa(certificate: &Certificate, input: &str) -> Result<(), IdentityError> {
+    match certificate.public_key() {
+        PublicKey::MlDsa(level, _) => Err(IdentityError::new(
+            ErrorKind::Unsupported,
+            input,
+            format!(
+                "is an {} certificate, and ML-DSA keys on a PKCS#11 token are not supported",
+                level.as_str()
+            ),
+            "keep the certificate and its ML-DSA key in files (--certificate, --private-key)",
         )),
         _ => Ok(()),
     }

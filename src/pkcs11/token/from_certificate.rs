@@ -2,7 +2,7 @@
 //! looked for by the key URI, else by the certificate URI's object attributes, the
 //! certificate's `CKA_ID`, its label, and finally among all keys of the token.
 
-use super::errors::refuse_type;
+use super::errors::{refuse_mldsa, refuse_type};
 use super::found::{Found, FoundCertificate};
 use super::lookup::Lookup;
 use super::mechanisms::Mechanisms;
@@ -32,6 +32,7 @@ impl Lookup<'_> {
                 "store an X.509 certificate with an RSA or EC P-256/P-384/P-521 key",
             )
         })?;
+        refuse_mldsa(&certificate, &input)?;
 
         // The key: on the certificate's token unless the key URI names another.
         let explicit = self.spec.private_key.clone();
