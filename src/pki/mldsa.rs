@@ -84,7 +84,8 @@ impl MlDsaKey {
     }
 
     fn from_seed(level: Level, seed: Zeroizing<[u8; 32]>) -> Self {
-        let xi = ml_dsa::Seed::from(*seed);
+        // The array the key is derived from is a copy of the seed: zeroized too.
+        let xi = Zeroizing::new(ml_dsa::Seed::from(*seed));
         let inner = match level {
             Level::MlDsa44 => Inner::L44(Box::new(SigningKey::from_seed(&xi))),
             Level::MlDsa65 => Inner::L65(Box::new(SigningKey::from_seed(&xi))),
@@ -103,7 +104,10 @@ impl MlDsaKey {
     /// helper expect both.
     #[allow(deprecated)]
     fn expanded(&self) -> Zeroizing<Vec<u8>> {
-        with_key!(self, k => Zeroizing::new(k.expanded_key().to_expanded().to_vec()))
+        with_key!(self, k => {
+            let expanded = Zeroizing::new(k.expanded_key().to_expanded());
+            Zeroizing::new(expanded.to_vec())
+        })
     }
 
     /// The SubjectPublicKeyInfo: the algorithm OID without parameters and the encoded key.

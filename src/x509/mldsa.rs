@@ -17,6 +17,7 @@ use der::asn1::OctetStringRef;
 use der::{Decode as _, Reader as _, SliceReader, Tag, TagNumber};
 use ml_dsa::signature::SignatureEncoding as _;
 use ml_dsa::{ExpandedSigningKey, MlDsa44, MlDsa65, MlDsa87, MlDsaParams, Signature, VerifyingKey};
+use zeroize::Zeroizing;
 
 /// One of the three ML-DSA parameter sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,8 +110,10 @@ fn build<P: MlDsaParams>(
 ) -> Result<ExpandedSigningKey<P>, MlDsaKeyError> {
     let from_expanded = |bytes: &[u8]| -> Result<ExpandedSigningKey<P>, MlDsaKeyError> {
         let want = level.expanded_len();
-        let encoded = ml_dsa::ExpandedSigningKeyBytes::<P>::try_from(bytes)
-            .map_err(|_| MlDsaKeyError::ExpandedLength(level, bytes.len(), want))?;
+        let encoded = Zeroizing::new(
+            ml_dsa::ExpandedSigningKeyBytes::<P>::try_from(bytes)
+                .map_err(|_| MlDsaKeyError::ExpandedLength(level, bytes.len(), want))?,
+        );
         // The crate warns that decoding does not validate and may panic on a crafted
         // encoding: the coefficients that can be out of range are checked first, a panic
         // is still caught, and the key must encode back to the same bytes.
@@ -121,15 +124,17 @@ fn build<P: MlDsaParams>(
             ExpandedSigningKey::<P>::from_expanded(&encoded)
         }))
         .map_err(|_| MlDsaKeyError::ExpandedInvalid)?;
-        if key.to_expanded().as_slice() != bytes {
+        if Zeroizing::new(key.to_expanded()).as_slice() != bytes {
             return Err(MlDsaKeyError::ExpandedInvalid);
         }
         Ok(key)
     };
     match (seed, expanded) {
         (Some(seed), expanded) => {
-            let seed =
-                ml_dsa::B32::try_from(seed).map_err(|_| MlDsaKeyError::SeedLength(seed.len()))?;
+            // The copies of secret bytes made here are zeroized when they go.
+            let seed = Zeroizing::new(
+                ml_dsa::B32::try_from(seed).map_err(|_| MlDsaKeyError::SeedLength(seed.len()))?,
+            );
             let key = ExpandedSigningKey::<P>::from_seed(&seed);
             if let Some(bytes) = expanded {
                 if bytes.len() != level.expanded_len() {
@@ -139,7 +144,7 @@ fn build<P: MlDsaParams>(
                         level.expanded_len(),
                     ));
                 }
-                if key.to_expanded().as_slice() != bytes {
+                if Zeroizing::new(key.to_expanded()).as_slice() != bytes {
                     return Err(MlDsaKeyError::Inconsistent);
                 }
             }
