@@ -11,6 +11,7 @@ use super::chain::{AnchorCerts, BoundedCache, Cert, Crl, ValidPath};
 use super::config::{EmulatorConfig, MAX_DURATION, ProfileConfig};
 use super::errors::EmulatorError;
 use super::faults::Faults;
+use super::assume_role::RoleTrust;
 use super::sessions::SessionStore;
 
 /// How many CreateSession requests the log keeps (the oldest go first).
@@ -68,6 +69,8 @@ pub struct State {
     pub max_skew: i64,
     pub faults: Faults,
     pub sessions: SessionStore,
+    /// Who may assume which role with STS AssumeRole.
+    pub trust: RoleTrust,
     pub leaves: BoundedCache<Cert>,
     pub paths: BoundedCache<ValidPath>,
     log: Mutex<VecDeque<ReceivedRequest>>,
@@ -109,6 +112,16 @@ impl State {
                 )));
             }
         }
+        for r in &config.roles {
+            if let Some(d) = r.duration_seconds
+                && !(config.min_duration_seconds..=3600).contains(&d)
+            {
+                return Err(bad(format!(
+                    "role {}: durationSeconds {d} is outside {}..3600 (allowShortSessions lowers the minimum)",
+                    r.arn, config.min_duration_seconds
+                )));
+            }
+        }
         if config.min_duration_seconds == 0 || config.min_duration_seconds > MAX_DURATION {
             return Err(bad(format!(
                 "the minimum durationSeconds {} is outside 1..{MAX_DURATION}",
@@ -125,6 +138,10 @@ impl State {
             max_skew: config.max_skew_seconds,
             faults: Faults::default(),
             sessions: SessionStore::new(SESSION_CAPACITY),
+            trust: RoleTrust {
+                roles: config.roles.clone(),
+                min_duration: config.min_duration_seconds,
+            },
             leaves: BoundedCache::new(CACHE_CAPACITY),
             paths: BoundedCache::new(CACHE_CAPACITY),
             log: Mutex::new(VecDeque::new()),
