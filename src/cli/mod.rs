@@ -3,6 +3,7 @@
 //! flags it lacks are marked as this project's own in their help. The flag grammar is the
 //! official helper's too (Go's pflag: see [`pflag`] and [`values`]).
 
+mod chain;
 mod credentials;
 mod dev;
 mod key;
@@ -14,6 +15,7 @@ mod tests;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+pub use chain::{ChainArgs, HopFlags};
 pub use credentials::{CredentialArgs, LogFormat, ServeArgs, UpdateArgs};
 pub use dev::{DemoArgs, EmulateArgs, PkiArgs, PkiCommand, PkiInitArgs};
 pub use key::{DigestArg, FormatArg, KeyArgs, ReadCertificateDataArgs, SignStringArgs};
