@@ -71,10 +71,9 @@ impl FromArgMatches for ChainArgs {
         // Every value with its position on the command line, then read in that order.
         let mut values: Vec<(usize, &str, String)> = Vec::new();
         for id in [ARN, SESSION_NAME, EXTERNAL_ID] {
-            let (Some(indices), Some(texts)) = (
-                matches.indices_of(id),
-                matches.get_many::<String>(id),
-            ) else {
+            let (Some(indices), Some(texts)) =
+                (matches.indices_of(id), matches.get_many::<String>(id))
+            else {
                 continue;
             };
             values.extend(indices.zip(texts).map(|(i, v)| (i, id, v.clone())));

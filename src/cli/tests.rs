@@ -168,7 +168,10 @@ fn chain_flags_apply_to_the_assume_role_arn_they_follow() {
         "arn:aws:iam::1:role/a",
     ])
     .unwrap_err();
-    assert!(e.to_string().contains("before any --assume-role-arn"), "{e}");
+    assert!(
+        e.to_string().contains("before any --assume-role-arn"),
+        "{e}"
+    );
     let e = parse(&[
         "serve",
         "--assume-role-arn",
@@ -180,6 +183,13 @@ fn chain_flags_apply_to_the_assume_role_arn_they_follow() {
     ])
     .unwrap_err();
     assert!(e.to_string().contains("given twice"), "{e}");
-    let args = serve_args(&["--sts-endpoint", "https://sts.example", "--sts-endpoint=https://b"]);
-    assert_eq!(args.credentials.chain.sts_endpoint.as_deref(), Some("https://b"));
+    let args = serve_args(&[
+        "--sts-endpoint",
+        "https://sts.example",
+        "--sts-endpoint=https://b",
+    ]);
+    assert_eq!(
+        args.credentials.chain.sts_endpoint.as_deref(),
+        Some("https://b")
+    );
 }

@@ -80,9 +80,9 @@ fn assume(
     }
     let duration = match get("DurationSeconds") {
         None => DEFAULT_DURATION,
-        Some(text) => text.parse::<i64>().map_err(|_| {
-            invalid(&format!("DurationSeconds {text:?} is not a number"))
-        })?,
+        Some(text) => text
+            .parse::<i64>()
+            .map_err(|_| invalid(&format!("DurationSeconds {text:?} is not a number")))?,
     };
     if duration > CHAINED_MAX {
         return Err(invalid(
@@ -114,7 +114,11 @@ fn assume(
             .iter()
             .find(|r| r.arn == role_arn)
             .ok_or_else(denied)?;
-        if !config.trusted_role_arns.iter().any(|t| *t == caller.role_arn) {
+        if !config
+            .trusted_role_arns
+            .iter()
+            .any(|t| *t == caller.role_arn)
+        {
             return Err(denied());
         }
         if let Some(wanted) = &config.external_id
@@ -126,7 +130,10 @@ fn assume(
     };
     // The source identity persists along the chain: a request may repeat it, not change it.
     if let Some(asked) = get("SourceIdentity")
-        && caller.source_identity.as_deref().is_some_and(|s| s != asked)
+        && caller
+            .source_identity
+            .as_deref()
+            .is_some_and(|s| s != asked)
     {
         return Err(denied());
     }
@@ -240,10 +247,14 @@ mod tests {
         let store = SessionStore::new(10);
         let ok = answer(&store, &trust(None), &caller(), &params(&[]), NOW, "r");
         assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-        assert!(ok.body.contains("<SourceIdentity>CN=host-1</SourceIdentity>"));
-        assert!(ok.body.contains(
-            "<Arn>arn:aws:sts::444455556666:assumed-role/workload/chained</Arn>"
-        ));
+        assert!(
+            ok.body
+                .contains("<SourceIdentity>CN=host-1</SourceIdentity>")
+        );
+        assert!(
+            ok.body
+                .contains("<Arn>arn:aws:sts::444455556666:assumed-role/workload/chained</Arn>")
+        );
         let key = ok
             .body
             .split("<AccessKeyId>")

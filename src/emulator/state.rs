@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::assume_role::RoleTrust;
 use super::chain::{AnchorCerts, BoundedCache, Cert, Crl, ValidPath};
 use super::config::{EmulatorConfig, MAX_DURATION, ProfileConfig};
 use super::errors::EmulatorError;
 use super::faults::Faults;
-use super::assume_role::RoleTrust;
 use super::sessions::SessionStore;
 
 /// How many CreateSession requests the log keeps (the oldest go first).

@@ -12,11 +12,7 @@ use crate::secret::Secret;
 const RESULT: &str = "AssumeRoleResponse/AssumeRoleResult";
 
 /// The credentials of a 2xx answer; every member must be there.
-pub fn parse_assumed(
-    status: u16,
-    body: &[u8],
-    role_arn: &str,
-) -> Result<Assumed, AssumeRoleError> {
+pub fn parse_assumed(status: u16, body: &[u8], role_arn: &str) -> Result<Assumed, AssumeRoleError> {
     let invalid = |problem: String| AssumeRoleError::InvalidResponse {
         role_arn: role_arn.to_owned(),
         status,
@@ -120,8 +116,12 @@ mod tests {
 
     #[test]
     fn credentials_and_source_identity_are_read() {
-        let a = parse_assumed(200, OK.as_bytes(), "arn:aws:iam::444455556666:role/workload")
-            .unwrap();
+        let a = parse_assumed(
+            200,
+            OK.as_bytes(),
+            "arn:aws:iam::444455556666:role/workload",
+        )
+        .unwrap();
         assert_eq!(a.credentials.access_key_id, "ASIAJEXAMPLEXEG2JICEA");
         assert_eq!(
             a.credentials.secret_access_key.expose(),
@@ -141,10 +141,9 @@ mod tests {
 
     #[test]
     fn incomplete_answers_are_refused_with_what_lacks() {
-        let without = OK.replace("<SessionToken>", "<Other>").replace(
-            "</SessionToken>",
-            "</Other>",
-        );
+        let without = OK
+            .replace("<SessionToken>", "<Other>")
+            .replace("</SessionToken>", "</Other>");
         let e = parse_assumed(200, without.as_bytes(), "r").unwrap_err();
         assert!(e.to_string().contains("Credentials/SessionToken"), "{e}");
         let e = parse_assumed(200, b"{\"json\":1}", "r").unwrap_err();

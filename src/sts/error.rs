@@ -23,7 +23,9 @@ pub enum AssumeRoleError {
         attempts: u32,
     },
     /// The TLS handshake failed.
-    #[error("AssumeRole {role_arn}: TLS handshake with {url} failed: {cause}; if the endpoint uses a private CA, give its certificate with --ca-bundle FILE or AWS_CA_BUNDLE")]
+    #[error(
+        "AssumeRole {role_arn}: TLS handshake with {url} failed: {cause}; if the endpoint uses a private CA, give its certificate with --ca-bundle FILE or AWS_CA_BUNDLE"
+    )]
     Tls {
         role_arn: String,
         url: String,
