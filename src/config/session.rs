@@ -37,6 +37,10 @@ pub struct SessionSettings {
     pub endpoint_source: Origin,
     /// The roles to assume after CreateSession, if any.
     pub chain: Option<ChainSettings>,
+    /// The STS endpoint a chain goes to (resolved also without one, for `--debug` and the
+    /// precedence tests), and where it came from.
+    pub sts_endpoint: String,
+    pub sts_endpoint_source: Origin,
 }
 
 impl SessionSettings {
@@ -149,12 +153,21 @@ pub fn session_settings(
                 ))
             })?;
     }
+    let (sts_endpoint, sts_endpoint_source) = match &role.sts_endpoint {
+        Some(given) => (given.value.clone(), given.origin.clone()),
+        None => (
+            crate::sts::settings::default_url(&region, fips),
+            Origin::Default("the region's STS endpoint"),
+        ),
+    };
     let chain = chain_settings(
         role,
         &trust_anchor.value,
         &region,
-        fips,
-        &client,
+        ClientConfig {
+            endpoint: sts_endpoint.clone(),
+            ..client.clone()
+        },
         u32::try_from(duration.value).unwrap_or(CHAINED_MAX_DURATION),
     )?;
     Ok(SessionSettings {
@@ -170,6 +183,8 @@ pub fn session_settings(
         client,
         endpoint_source,
         chain,
+        sts_endpoint,
+        sts_endpoint_source,
     })
 }
 
@@ -180,8 +195,7 @@ fn chain_settings(
     role: &RoleSources,
     trust_anchor: &Arn,
     region: &str,
-    fips: bool,
-    client: &ClientConfig,
+    client: ClientConfig,
     duration_seconds: u32,
 ) -> Result<Option<ChainSettings>, ConfigError> {
     if role.assume_roles.is_empty() {
@@ -217,18 +231,11 @@ fn chain_settings(
             external_id: hop.external_id.as_ref().map(|s| s.value.clone()),
         });
     }
-    let url = role.sts_endpoint.as_ref().map_or_else(
-        || crate::sts::settings::default_url(region, fips),
-        |given| given.value.clone(),
-    );
     Ok(Some(ChainSettings {
         hops,
         duration_seconds,
         region: region.to_owned(),
-        client: ClientConfig {
-            endpoint: url,
-            ..client.clone()
-        },
+        client,
     }))
 }
 
