@@ -68,7 +68,7 @@ pub enum Command {
     /// for a pkcs11: URI, list the matching certificates on PKCS#11 tokens
     ReadCertificateData(ReadCertificateDataArgs),
     /// Run a local, verifying IAM Roles Anywhere emulator (CreateSession and STS
-    /// GetCallerIdentity), for tests and trials without an AWS account
+    /// GetCallerIdentity and AssumeRole), for tests and trials without an AWS account
     Emulate(EmulateArgs),
     /// Make a development PKI (root CA, intermediate, leaf, emulator TLS certificate)
     Pki(PkiArgs),
