@@ -114,11 +114,7 @@ fn assume(
             .iter()
             .find(|r| r.arn == role_arn)
             .ok_or_else(denied)?;
-        if !config
-            .trusted_role_arns
-            .iter()
-            .any(|t| *t == caller.role_arn)
-        {
+        if !config.trusted_role_arns.contains(&caller.role_arn) {
             return Err(denied());
         }
         if let Some(wanted) = &config.external_id

@@ -3,11 +3,21 @@
 
 use time::OffsetDateTime;
 
-use super::client::Assumed;
 use super::error::AssumeRoleError;
 use super::xml::leaf_texts;
 use crate::credentials::Credentials;
 use crate::secret::Secret;
+
+/// What one hop yields.
+#[derive(Debug)]
+pub struct Assumed {
+    pub credentials: Credentials,
+    /// `arn:…:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub assumed_role_arn: Option<String>,
+    /// The source identity the session carries (set by Roles Anywhere from the certificate,
+    /// kept along the chain).
+    pub source_identity: Option<String>,
+}
 
 const RESULT: &str = "AssumeRoleResponse/AssumeRoleResult";
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::answer::{parse_assumed, parse_error};
+use super::answer::{Assumed, parse_assumed, parse_error};
 use super::error::AssumeRoleError;
 use super::settings::Hop;
 use super::sign::{SigningInput, form_encode, sign};
@@ -17,17 +17,6 @@ use crate::rolesanywhere::{ClientConfig, ClientError, find_tls_error, http_clien
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 /// The ceiling of any wait.
 const MAX_WAIT: Duration = Duration::from_secs(5);
-
-/// What one hop yields.
-#[derive(Debug)]
-pub struct Assumed {
-    pub credentials: Credentials,
-    /// `arn:…:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
-    pub assumed_role_arn: Option<String>,
-    /// The source identity the session carries (set by Roles Anywhere from the certificate,
-    /// kept along the chain).
-    pub source_identity: Option<String>,
-}
 
 /// The STS client. Cheap to clone; keeps its connection pool across calls.
 #[derive(Clone)]

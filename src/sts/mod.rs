@@ -18,6 +18,7 @@ pub mod settings;
 mod sign;
 mod xml;
 
-pub use client::{Assumed, StsClient};
+pub use answer::Assumed;
+pub use client::StsClient;
 pub use error::AssumeRoleError;
 pub use settings::{CHAINED_MAX_DURATION, ChainSettings, Hop};
