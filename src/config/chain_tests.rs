@@ -126,6 +126,15 @@ fn chain_mistakes_are_refused_before_any_request() {
         text.starts_with("--assume-role-session-name \"has space\" is not a valid session name"),
         "{text}"
     );
+    assert_eq!(
+        error(&[
+            "--assume-role-arn",
+            "arn:aws:iam::4:role/a",
+            "--sts-endpoint",
+            "sts.example"
+        ]),
+        "--sts-endpoint \"sts.example\" is not a valid http(s) URL; give a URL such as https://sts.us-east-1.amazonaws.com"
+    );
     // Without hops, a long CreateSession session is as before.
     assert!(settings(&["--session-duration", "43200"], &[]).is_ok());
 }

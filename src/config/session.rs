@@ -231,6 +231,14 @@ fn chain_settings(
             external_id: hop.external_id.as_ref().map(|s| s.value.clone()),
         });
     }
+    let valid_url = reqwest::Url::parse(&client.endpoint)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    if let (false, Some(given)) = (valid_url, &role.sts_endpoint) {
+        return Err(given.error(format!(
+            "{:?} is not a valid http(s) URL; give a URL such as https://sts.{region}.amazonaws.com",
+            given.value
+        )));
+    }
     Ok(Some(ChainSettings {
         hops,
         duration_seconds,

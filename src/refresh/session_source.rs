@@ -33,13 +33,11 @@ impl SessionSource {
     pub fn new(settings: &SessionSettings) -> Result<Self, ClientError> {
         let client = Client::new(settings.client.clone())?;
         let chain = match &settings.chain {
-            Some(chain) => Some((
-                {
-                    tracing::debug!(endpoint = %chain.client.endpoint, region = %chain.region, hops = chain.hops.len(), "role chain: STS endpoint resolved");
-                    chain.clone()
-                },
-                StsClient::new(chain.client.clone(), chain.region.clone())?,
-            )),
+            Some(chain) => {
+                tracing::debug!(endpoint = %chain.client.endpoint, region = %chain.region, hops = chain.hops.len(), "role chain: STS endpoint resolved");
+                let sts = StsClient::new(chain.client.clone(), chain.region.clone())?;
+                Some((chain.clone(), sts))
+            }
             None => None,
         };
         Ok(Self {

@@ -156,7 +156,12 @@ fn credential_process_assumes_one_and_two_hops() {
         .filter(|l| l.contains("role assumed") && l.contains("source_identity=\"CN="))
         .count();
     assert_eq!(carried, 2, "{log}");
-    assert!(!log.contains(deep["SecretAccessKey"].as_str().unwrap()));
+    for secret in ["SecretAccessKey", "SessionToken"] {
+        assert!(
+            !log.contains(deep[secret].as_str().unwrap()),
+            "{secret} logged"
+        );
+    }
 }
 
 #[test]
