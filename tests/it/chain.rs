@@ -372,6 +372,8 @@ fn serve_stops_at_start_when_sts_refuses_the_chain() {
         Ok(daemon) => panic!("serve started:\n{}", daemon.log()),
         Err(log) => log,
     };
+    let refusals: Vec<&str> = log.lines().filter(|l| l.contains("AssumeRole")).collect();
+    assert_eq!(refusals.len(), 1, "one line says why:\n{log}");
     assert!(
         log.contains(&format!("AssumeRole {DEEP} refused (403 AccessDenied): User: arn:aws:sts::111122223333:assumed-role/onprem-app/")),
         "{log}"
@@ -530,4 +532,73 @@ assume_roles = [
         line.contains("--assume-role-arn cannot be combined with --config"),
         "{line}"
     );
+}
+
+/// boto3 (botocore's own SigV4 signer and XML parser) against the emulator's AssumeRole:
+/// CreateSession's credentials assume WORKLOAD, whose credentials GetCallerIdentity names;
+/// a role that does not trust them is refused with AccessDenied.
+const BOTO3_ASSUME: &str = r#"
+import json, sys
+import boto3
+from botocore.exceptions import ClientError
+
+given = json.load(sys.stdin)
+sts = boto3.client(
+    "sts",
+    endpoint_url=sys.argv[1],
+    aws_access_key_id=given["AccessKeyId"],
+    aws_secret_access_key=given["SecretAccessKey"],
+    aws_session_token=given["SessionToken"],
+)
+assumed = sts.assume_role(RoleArn=sys.argv[2], RoleSessionName="boto")
+c = assumed["Credentials"]
+again = boto3.client(
+    "sts",
+    endpoint_url=sys.argv[1],
+    aws_access_key_id=c["AccessKeyId"],
+    aws_secret_access_key=c["SecretAccessKey"],
+    aws_session_token=c["SessionToken"],
+)
+try:
+    sts.assume_role(RoleArn=sys.argv[3], RoleSessionName="boto")
+    refused = None
+except ClientError as e:
+    refused = e.response["Error"]["Code"]
+print(json.dumps({
+    "arn": again.get_caller_identity()["Arn"],
+    "source_identity": assumed.get("SourceIdentity"),
+    "refused": refused,
+}))
+"#;
+
+#[test]
+fn boto3_assumes_a_role_on_the_emulator() {
+    let setup = trusting_setup();
+    let first = credentials(&common::run(&mut setup.leaf_command()));
+    let mut py = sdk_command(&setup, common::python());
+    py.arg("-c")
+        .arg(BOTO3_ASSUME)
+        .args([&setup.emulator.url(), WORKLOAD, DEEP])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = py.spawn().expect("python starts");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(first.to_string().as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        found["arn"],
+        "arn:aws:sts::444455556666:assumed-role/workload/boto"
+    );
+    assert_eq!(found["source_identity"], "CN=rolesanywhere-dev-client");
+    assert_eq!(found["refused"], "AccessDenied");
 }
