@@ -57,7 +57,7 @@ impl Args for ChainArgs {
                 .long("sts-endpoint")
                 .value_name("URL")
                 .action(ArgAction::Set)
-                .help("STS endpoint for --assume-role-arn. Wins over AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL, which win over https://sts[-fips].<region>.<partition suffix> [this project's own flag]"),
+                .help("STS endpoint for --assume-role-arn. Wins over AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL and the config files, which win over https://sts[-fips].<region>.<partition suffix> [this project's own flag]"),
         )
     }
 

@@ -241,6 +241,7 @@ fn merge(
             configured(var(env, "AWS_ENDPOINT_URL_STS")),
             configured(var(env, "AWS_ENDPOINT_URL")),
             in_file!(sts_endpoint),
+            configured(profile.sts_endpoint_url.clone()),
         ]),
     }
 }
