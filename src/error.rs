@@ -4,7 +4,7 @@
 use crate::config::ConfigError;
 use crate::identity::IdentityError;
 use crate::identity::key::SignatureError;
-use crate::refresh::Unavailable;
+use crate::refresh::{FetchError, Unavailable};
 use crate::rolesanywhere::{ClientError, CreateSessionError};
 
 /// A failure to report on stderr as one line; the process then exits with code 1.
@@ -25,6 +25,9 @@ pub enum Error {
     /// CreateSession did not yield credentials.
     #[error(transparent)]
     CreateSession(#[from] CreateSessionError),
+    /// CreateSession or a hop of the role chain did not yield credentials.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// A role (of `serve`) or profile (of `update`) got no credentials.
     #[error("{context}: {source}")]
     Credentials {

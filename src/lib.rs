@@ -31,5 +31,6 @@ pub mod secret;
 pub mod serve;
 pub mod signals;
 pub mod sigv4x509;
+pub mod sts;
 pub mod systemd;
 pub mod x509;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::chain::ChainArgs;
 use super::key::KeyArgs;
 use super::values::go_int;
 
@@ -73,6 +74,10 @@ pub struct CredentialArgs {
     /// [this project's own flag]
     #[arg(long, value_name = "SECONDS", value_parser = go_int::<u64>)]
     pub timeout: Option<u64>,
+
+    /// Roles to assume after CreateSession (role chaining).
+    #[command(flatten)]
+    pub chain: ChainArgs,
 }
 
 /// The flags of `serve`.

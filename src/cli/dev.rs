@@ -15,8 +15,8 @@ pub struct DemoArgs {
 }
 
 /// `rolesanywhere-helper emulate`: a local IAM Roles Anywhere endpoint that verifies
-/// CreateSession requests as the real service does, and answers STS GetCallerIdentity for
-/// the credentials it issued.
+/// CreateSession requests as the real service does, and answers STS GetCallerIdentity and
+/// AssumeRole (role chaining) for the credentials it issued.
 ///
 /// The first line on stdout is `listening on <URL>`. Without --tls-cert it makes its own
 /// TLS certificate and prints the file of the CA to trust (AWS_CA_BUNDLE=FILE).
@@ -33,7 +33,8 @@ pub struct EmulateArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "config")]
     pub trust_anchor: Option<PathBuf>,
     /// TOML file declaring trust anchors, profiles (roleArns, durationSeconds,
-    /// acceptRoleSessionName, enabled) and the region; see the pki/README.md.
+    /// acceptRoleSessionName, enabled), the region, and the roles STS AssumeRole may give
+    /// ([[roles]]: arn, trustedRoleArns, externalId); see the pki/README.md and README.md.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Port to listen on; 0 picks a free one.

@@ -3,6 +3,7 @@
 //! flags it lacks are marked as this project's own in their help. The flag grammar is the
 //! official helper's too (Go's pflag: see [`pflag`] and [`values`]).
 
+mod chain;
 mod credentials;
 mod dev;
 mod key;
@@ -14,6 +15,7 @@ mod tests;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+pub use chain::{ChainArgs, HopFlags};
 pub use credentials::{CredentialArgs, LogFormat, ServeArgs, UpdateArgs};
 pub use dev::{DemoArgs, EmulateArgs, PkiArgs, PkiCommand, PkiInitArgs};
 pub use key::{DigestArg, FormatArg, KeyArgs, ReadCertificateDataArgs, SignStringArgs};
@@ -66,7 +68,7 @@ pub enum Command {
     /// for a pkcs11: URI, list the matching certificates on PKCS#11 tokens
     ReadCertificateData(ReadCertificateDataArgs),
     /// Run a local, verifying IAM Roles Anywhere emulator (CreateSession and STS
-    /// GetCallerIdentity), for tests and trials without an AWS account
+    /// GetCallerIdentity and AssumeRole), for tests and trials without an AWS account
     Emulate(EmulateArgs),
     /// Make a development PKI (root CA, intermediate, leaf, emulator TLS certificate)
     Pki(PkiArgs),

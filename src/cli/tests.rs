@@ -129,3 +129,67 @@ fn a_value_flag_takes_the_next_word_even_with_a_leading_dash() {
         ["-x", "b"]
     );
 }
+
+#[test]
+fn chain_flags_apply_to_the_assume_role_arn_they_follow() {
+    let hops = |flags: &[&str]| credential_args(flags).chain.hops;
+    assert!(hops(&[]).is_empty());
+    let got = hops(&[
+        "--assume-role-arn",
+        "arn:aws:iam::1:role/a",
+        "--role-arn",
+        "arn:aws:iam::9:role/first",
+        "--assume-role-external-id",
+        "-x1",
+        "--assume-role-arn",
+        "arn:aws:iam::2:role/b",
+        "--assume-role-session-name",
+        "s-b",
+        "--assume-role-arn=arn:aws:iam::3:role/c",
+    ]);
+    let hop = |arn: &str, name: Option<&str>, id: Option<&str>| HopFlags {
+        role_arn: arn.into(),
+        role_session_name: name.map(Into::into),
+        external_id: id.map(Into::into),
+    };
+    assert_eq!(
+        got,
+        [
+            hop("arn:aws:iam::1:role/a", None, Some("-x1")),
+            hop("arn:aws:iam::2:role/b", Some("s-b"), None),
+            hop("arn:aws:iam::3:role/c", None, None),
+        ]
+    );
+    let e = parse(&[
+        "credential-process",
+        "--assume-role-session-name",
+        "s",
+        "--assume-role-arn",
+        "arn:aws:iam::1:role/a",
+    ])
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("before any --assume-role-arn"),
+        "{e}"
+    );
+    let e = parse(&[
+        "serve",
+        "--assume-role-arn",
+        "arn:aws:iam::1:role/a",
+        "--assume-role-session-name",
+        "s",
+        "--assume-role-session-name",
+        "t",
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("given twice"), "{e}");
+    let args = serve_args(&[
+        "--sts-endpoint",
+        "https://sts.example",
+        "--sts-endpoint=https://b",
+    ]);
+    assert_eq!(
+        args.credentials.chain.sts_endpoint.as_deref(),
+        Some("https://b")
+    );
+}

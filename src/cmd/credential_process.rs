@@ -1,11 +1,11 @@
-//! `credential-process`: one CreateSession, printed in the `credential_process` format
-//! that the AWS CLI and SDKs read from `~/.aws/config`.
+//! `credential-process`: one CreateSession (and the roles of the chain after it), printed
+//! in the `credential_process` format that the AWS CLI and SDKs read from `~/.aws/config`.
 
 use crate::cli::CredentialArgs;
 use crate::config::{self, Inputs};
 use crate::error::Result;
 use crate::identity::Identity;
-use crate::rolesanywhere::Client;
+use crate::refresh::SessionSource;
 
 pub fn run(args: &CredentialArgs, inputs: &Inputs) -> Result<()> {
     let settings = config::credential_process(args, inputs)?;
@@ -25,9 +25,8 @@ pub fn run(args: &CredentialArgs, inputs: &Inputs) -> Result<()> {
         algorithm = %identity.algorithm(),
         "identity loaded"
     );
-    let client = Client::new(settings.client.clone())?;
-    let credentials =
-        super::runtime()?.block_on(client.create_session(&identity, &settings.params))?;
+    let source = SessionSource::new(&settings)?;
+    let credentials = super::runtime()?.block_on(source.credentials(&identity))?;
     tracing::debug!(access_key_id = %credentials.access_key_id, expiration = %credentials.expiration_text, "credentials received");
     super::print(&credentials.process_json())
 }

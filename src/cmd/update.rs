@@ -17,7 +17,6 @@ use crate::credfile::{self, ProfileKeys};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, rfc3339};
 use crate::refresh::{self, Schedule, SessionSource};
-use crate::rolesanywhere::Client;
 use crate::signals::StopSignals;
 
 /// How long to wait before writing again after a failed write (a full disk, a folder made
@@ -43,8 +42,8 @@ pub fn run(args: &UpdateArgs, inputs: &Inputs) -> Result<()> {
 async fn once(file: &Path, roles: Vec<(String, SessionSettings)>, clock: Clock) -> Result<()> {
     for (profile, settings) in roles {
         let identity = Identity::load(&settings.identity, clock.now())?;
-        let client = Client::new(settings.client)?;
-        let credentials = client.create_session(&identity, &settings.params).await?;
+        let source = SessionSource::new(&settings)?;
+        let credentials = source.credentials(&identity).await?;
         write(file.to_path_buf(), profile, Arc::new(credentials)).await?;
     }
     Ok(())
@@ -54,12 +53,7 @@ async fn keep_fresh(file: PathBuf, roles: Vec<(String, SessionSettings)>) -> Res
     let mut stop = StopSignals::install()?;
     let mut writers = tokio::task::JoinSet::new();
     for (profile, settings) in roles {
-        let client = Client::new(settings.client)?;
-        let source = Arc::new(SessionSource {
-            identity: settings.identity,
-            params: settings.params,
-            client,
-        });
+        let source = Arc::new(SessionSource::new(&settings)?);
         let handle = refresh::spawn(profile.clone(), source, Schedule::default());
         writers.spawn(writer(file.clone(), profile, handle));
     }

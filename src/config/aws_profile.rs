@@ -1,8 +1,8 @@
 //! The settings of the AWS shared config file (`~/.aws/config`) that the official helper
 //! honours through the AWS SDK for Go, so that a setup relying on them keeps working: the
 //! profile named by `AWS_PROFILE` (else `default`) of the file named by `AWS_CONFIG_FILE`
-//! (else `~/.aws/config`), and in it `ca_bundle`, `endpoint_url`, the `rolesanywhere`
-//! `endpoint_url` of its `services` section, `max_attempts` and
+//! (else `~/.aws/config`), and in it `ca_bundle`, `endpoint_url`, the `rolesanywhere` and
+//! `sts` `endpoint_url` of its `services` section, `max_attempts` and
 //! `ignore_configured_endpoint_urls`. They come after the command line, the environment and
 //! this tool's own config file.
 //!
@@ -23,6 +23,9 @@ pub struct AwsProfile {
     pub ca_bundle: Option<Sourced<PathBuf>>,
     /// The `rolesanywhere` entry of the profile's `services` section, else its own.
     pub endpoint_url: Option<Sourced<String>>,
+    /// The `sts` entry of the profile's `services` section, else its own `endpoint_url`:
+    /// where a role chain's AssumeRole goes.
+    pub sts_endpoint_url: Option<Sourced<String>>,
     pub max_attempts: Option<Sourced<String>>,
     /// `ignore_configured_endpoint_urls = true`: endpoints from the environment and the
     /// file are not used.
@@ -114,22 +117,24 @@ impl AwsProfile {
                 .filter(|(v, _)| !v.is_empty())
                 .map(|(v, line)| Sourced::new(v.clone(), origin(key, *line)))
         };
-        let services = own
-            .keys
-            .get("services")
-            .and_then(|(name, _)| sections.get(&format!("services {name}")))
-            .and_then(|s| s.nested.get("rolesanywhere"))
-            .and_then(|keys| keys.get("endpoint_url"))
-            .filter(|(v, _)| !v.is_empty())
-            .map(|(v, line)| {
-                Sourced::new(
-                    v.clone(),
-                    origin("services rolesanywhere endpoint_url", *line),
-                )
-            });
+        let services = |service: &str| {
+            own.keys
+                .get("services")
+                .and_then(|(name, _)| sections.get(&format!("services {name}")))
+                .and_then(|s| s.nested.get(service))
+                .and_then(|keys| keys.get("endpoint_url"))
+                .filter(|(v, _)| !v.is_empty())
+                .map(|(v, line)| {
+                    Sourced::new(
+                        v.clone(),
+                        origin(&format!("services {service} endpoint_url"), *line),
+                    )
+                })
+        };
         Self {
             ca_bundle: value("ca_bundle").map(|s| s.map(PathBuf::from)),
-            endpoint_url: services.or_else(|| value("endpoint_url")),
+            endpoint_url: services("rolesanywhere").or_else(|| value("endpoint_url")),
+            sts_endpoint_url: services("sts").or_else(|| value("endpoint_url")),
             max_attempts: value("max_attempts"),
             ignore_endpoints: value("ignore_configured_endpoint_urls")
                 .map(|s| s.map(|v| v.eq_ignore_ascii_case("true"))),
@@ -218,10 +223,20 @@ sts =
     fn the_services_section_wins_over_the_profiles_endpoint() {
         let profile = AwsProfile::parse(FILE, Path::new("/c"), "dev");
         assert_eq!(profile.endpoint_url.unwrap().value, "https://ra.example");
+        let sts = profile.sts_endpoint_url.unwrap();
+        assert_eq!(sts.value, "https://sts.example");
+        assert_eq!(
+            sts.error("x").to_string(),
+            "AWS config file /c, line 13: profile \"dev\": services sts endpoint_url x"
+        );
         let without = FILE.replace("services = local\n", "");
         let profile = AwsProfile::parse(&without, Path::new("/c"), "dev");
         assert_eq!(
             profile.endpoint_url.unwrap().value,
+            "https://global.example"
+        );
+        assert_eq!(
+            profile.sts_endpoint_url.unwrap().value,
             "https://global.example"
         );
     }

@@ -56,6 +56,20 @@ pub struct RoleEntry {
     pub ecs_token_group: Option<Spanned<String>>,
     /// The credentials-file profile `update` writes (default: `name`).
     pub profile: Option<Spanned<String>>,
+    /// Roles to assume after CreateSession, in order (role chaining).
+    pub assume_roles: Option<Vec<AssumeRoleEntry>>,
+    /// The STS endpoint of the role chain.
+    pub sts_endpoint: Option<Spanned<String>>,
+}
+
+/// One hop of a role's chain: `assume_roles = [{ role_arn = "…" }]`, or a
+/// `[[role.assume_roles]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRoleEntry {
+    pub role_arn: Spanned<String>,
+    pub role_session_name: Option<Spanned<String>>,
+    pub external_id: Option<Spanned<String>>,
 }
 
 /// A parsed config file, able to say where each of its values stands.

@@ -52,4 +52,6 @@ pub fn credential_process(
 }
 
 #[cfg(test)]
+mod chain_tests;
+#[cfg(test)]
 mod tests;

@@ -50,6 +50,18 @@ pub struct RoleSources {
     /// CreateSession attempts, as text: only the AWS SDKs' sources give it.
     pub max_attempts: Option<Sourced<String>>,
     pub allow_readable_key_files: bool,
+    /// The roles to assume after CreateSession, in order: from the flags if any is given,
+    /// else from the config file's role.
+    pub assume_roles: Vec<HopSources>,
+    pub sts_endpoint: Option<Sourced<String>>,
+}
+
+/// One hop of the role chain, as given.
+#[derive(Clone, Debug)]
+pub struct HopSources {
+    pub role_arn: Sourced<String>,
+    pub role_session_name: Option<Sourced<String>>,
+    pub external_id: Option<Sourced<String>>,
 }
 
 /// How a missing required setting is named: by its flag, or by its key in a role.
@@ -223,5 +235,51 @@ fn merge(
         timeout: flag(&args.timeout, "--timeout"),
         max_attempts: first([var(env, "AWS_MAX_ATTEMPTS"), profile.max_attempts.clone()]),
         allow_readable_key_files: key.allow_readable_key_files,
+        assume_roles: hops(args, file),
+        sts_endpoint: first([
+            nonempty_flag(&args.chain.sts_endpoint, "--sts-endpoint"),
+            configured(var(env, "AWS_ENDPOINT_URL_STS")),
+            configured(var(env, "AWS_ENDPOINT_URL")),
+            in_file!(sts_endpoint),
+            configured(profile.sts_endpoint_url.clone()),
+        ]),
     }
+}
+
+/// The hops of the command line if it gives any, else those of the file's role: a chain is
+/// taken whole from one place, never mixed.
+fn hops(args: &CredentialArgs, file: Option<(&ConfigFile, &RoleEntry)>) -> Vec<HopSources> {
+    if !args.chain.hops.is_empty() {
+        return args
+            .chain
+            .hops
+            .iter()
+            .map(|h| HopSources {
+                role_arn: Sourced::new(h.role_arn.clone(), Origin::Flag("--assume-role-arn")),
+                role_session_name: flag(&h.role_session_name, "--assume-role-session-name"),
+                external_id: flag(&h.external_id, "--assume-role-external-id"),
+            })
+            .collect();
+    }
+    let Some((f, r)) = file else {
+        return Vec::new();
+    };
+    let at = |v: &toml::Spanned<String>, key: &str| {
+        Sourced::new(v.get_ref().clone(), f.origin(v.span(), key, Some(r)))
+    };
+    r.assume_roles
+        .iter()
+        .flatten()
+        .map(|h| HopSources {
+            role_arn: at(&h.role_arn, "assume_roles.role_arn"),
+            role_session_name: h
+                .role_session_name
+                .as_ref()
+                .map(|v| at(v, "assume_roles.role_session_name")),
+            external_id: h
+                .external_id
+                .as_ref()
+                .map(|v| at(v, "assume_roles.external_id")),
+        })
+        .collect()
 }

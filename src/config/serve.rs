@@ -193,6 +193,7 @@ pub fn refuse_flags_beside_config(
         ("--profile-arn", c.profile_arn.is_some()),
         ("--role-arn", c.role_arn.is_some()),
         ("--role-session-name", c.role_session_name.is_some()),
+        ("--assume-role-arn", !c.chain.hops.is_empty()),
     ];
     let clashing: Vec<&str> = given
         .iter()

@@ -12,6 +12,7 @@ use crate::arn::Arn;
 use crate::endpoint;
 use crate::identity::IdentitySpec;
 use crate::rolesanywhere::{ClientConfig, ProxyEnv, SessionParams};
+use crate::sts::{CHAINED_MAX_DURATION, ChainSettings, Hop};
 
 /// The service's bounds on `durationSeconds`.
 pub const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43200;
@@ -34,14 +35,29 @@ pub struct SessionSettings {
     pub client: ClientConfig,
     /// Where the endpoint came from, for `--debug`.
     pub endpoint_source: Origin,
+    /// The roles to assume after CreateSession, if any.
+    pub chain: Option<ChainSettings>,
+    /// The STS endpoint a chain goes to (resolved also without one, for `--debug` and the
+    /// precedence tests), and where it came from.
+    pub sts_endpoint: String,
+    pub sts_endpoint_source: Origin,
 }
 
 impl SessionSettings {
-    /// The last component of the role ARN: the name IMDS lists and, without a config
-    /// file, the ECS path uses.
+    /// The last component of the ARN of the role whose credentials are handed out (the
+    /// last hop's in a chain): the name IMDS lists and, without a config file, the ECS
+    /// path uses.
     pub fn role_name(&self) -> String {
-        let arn = &self.params.role_arn;
+        let arn = self.served_role_arn();
         arn.rsplit('/').next().unwrap_or(arn).to_owned()
+    }
+
+    /// The ARN of the role whose credentials are handed out: the last hop's in a chain.
+    pub fn served_role_arn(&self) -> &str {
+        self.chain
+            .as_ref()
+            .and_then(|c| c.hops.last())
+            .map_or(&self.params.role_arn, |h| &h.role_arn)
     }
 }
 
@@ -96,17 +112,13 @@ pub fn session_settings(
         )));
     }
     if let Some(name) = &role.role_session_name {
-        let valid = (2..=64).contains(&name.value.len())
-            && name
-                .value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
-        if !valid {
-            return Err(name.error(format!(
-                "{:?} is not a valid session name; use 2 to 64 characters from letters, digits and _+=,.@-",
-                name.value
-            )));
-        }
+        check_session_name(name)?;
+    }
+    if !role.assume_roles.is_empty() && duration.value > i64::from(CHAINED_MAX_DURATION) {
+        return Err(duration.error(format!(
+            "{} is above {CHAINED_MAX_DURATION} seconds, the longest session of a role assumed by role chaining (--assume-role-arn); give {CHAINED_MAX_DURATION} or less",
+            duration.value
+        )));
     }
     let fips = role.use_fips_endpoint.as_ref().is_some_and(|f| f.value);
     let (url, endpoint_source) = match &role.endpoint {
@@ -141,6 +153,23 @@ pub fn session_settings(
                 ))
             })?;
     }
+    let (sts_endpoint, sts_endpoint_source) = match &role.sts_endpoint {
+        Some(given) => (given.value.clone(), given.origin.clone()),
+        None => (
+            crate::sts::settings::default_url(&region, fips),
+            Origin::Default("the region's STS endpoint"),
+        ),
+    };
+    let chain = chain_settings(
+        role,
+        &trust_anchor.value,
+        &region,
+        ClientConfig {
+            endpoint: sts_endpoint.clone(),
+            ..client.clone()
+        },
+        u32::try_from(duration.value).unwrap_or(CHAINED_MAX_DURATION),
+    )?;
     Ok(SessionSettings {
         identity,
         params: SessionParams {
@@ -153,7 +182,85 @@ pub fn session_settings(
         },
         client,
         endpoint_source,
+        chain,
+        sts_endpoint,
+        sts_endpoint_source,
     })
+}
+
+/// The role chain, checked: each role ARN in the trust anchor's partition, the session
+/// names and external IDs as STS accepts them. STS is reached with the same trust, proxy
+/// and timeouts as CreateSession.
+fn chain_settings(
+    role: &RoleSources,
+    trust_anchor: &Arn,
+    region: &str,
+    client: ClientConfig,
+    duration_seconds: u32,
+) -> Result<Option<ChainSettings>, ConfigError> {
+    if role.assume_roles.is_empty() {
+        return Ok(None);
+    }
+    let mut hops = Vec::with_capacity(role.assume_roles.len());
+    for hop in &role.assume_roles {
+        let arn = parse_arn(&hop.role_arn, "iam", "role/")?;
+        if arn.value.partition != trust_anchor.partition {
+            return Err(hop.role_arn.error(format!(
+                "is in partition {} but the trust anchor is in {}; STS cannot chain across partitions",
+                arn.value.partition, trust_anchor.partition
+            )));
+        }
+        if let Some(name) = &hop.role_session_name {
+            check_session_name(name)?;
+        }
+        if let Some(id) = &hop.external_id {
+            let valid = (2..=1224).contains(&id.value.len())
+                && id
+                    .value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
+            if !valid {
+                return Err(id.error(
+                    "is not a valid external ID; use 2 to 1224 characters from letters, digits and _+=,.@:/-",
+                ));
+            }
+        }
+        hops.push(Hop {
+            role_arn: arn.value.to_string(),
+            role_session_name: hop.role_session_name.as_ref().map(|s| s.value.clone()),
+            external_id: hop.external_id.as_ref().map(|s| s.value.clone()),
+        });
+    }
+    let valid_url = reqwest::Url::parse(&client.endpoint)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    if let (false, Some(given)) = (valid_url, &role.sts_endpoint) {
+        return Err(given.error(format!(
+            "{:?} is not a valid http(s) URL; give a URL such as https://sts.{region}.amazonaws.com",
+            given.value
+        )));
+    }
+    Ok(Some(ChainSettings {
+        hops,
+        duration_seconds,
+        region: region.to_owned(),
+        client,
+    }))
+}
+
+fn check_session_name(name: &Sourced<String>) -> Result<(), ConfigError> {
+    let valid = (2..=64).contains(&name.value.len())
+        && name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(name.error(format!(
+            "{:?} is not a valid session name; use 2 to 64 characters from letters, digits and _+=,.@-",
+            name.value
+        )))
+    }
 }
 
 fn required_arn(
@@ -169,6 +276,15 @@ fn required_arn(
             "is required; give the ARN",
         ));
     };
+    parse_arn(given, service, resource_prefix)
+}
+
+/// `given` as an ARN of `service` whose resource starts with `resource_prefix`.
+fn parse_arn(
+    given: &Sourced<String>,
+    service: &str,
+    resource_prefix: &str,
+) -> Result<Sourced<Arn>, ConfigError> {
     let arn: Arn = given
         .value
         .parse()

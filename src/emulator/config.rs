@@ -18,6 +18,14 @@
 //! durationSeconds = 3600                # default 3600, as CreateProfile
 //! acceptRoleSessionName = false         # default false
 //! enabled = true                        # default true
+//!
+//! [[roles]]                             # STS AssumeRole trust; no roles at all: any
+//!                                       # session may assume any role
+//! arn = "arn:aws:iam::444455556666:role/workload"
+//! trustedRoleArns = ["arn:aws:iam::111122223333:role/dev"]   # whose sessions may assume it
+//! externalId = "shared-secret"          # optional: AssumeRole must carry it
+//! durationSeconds = 60                  # optional, test switch (needs allowShortSessions):
+//!                                       # issue sessions this short whatever was asked
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -64,6 +72,20 @@ pub struct ProfileConfig {
     pub enabled: bool,
 }
 
+/// An IAM role as STS AssumeRole sees it: who may assume it (its trust policy, reduced to
+/// the roles whose sessions it trusts) and the external ID it asks for.
+#[derive(Clone, Debug)]
+pub struct RoleTrustConfig {
+    pub arn: String,
+    /// Roles whose sessions may assume this one.
+    pub trusted_role_arns: Vec<String>,
+    /// When set, AssumeRole must carry this `ExternalId`.
+    pub external_id: Option<String>,
+    /// Test switch: sessions of this role last this long, whatever was asked (real STS
+    /// issues what was asked). Needs `min_duration_seconds` at or below it.
+    pub duration_seconds: Option<u32>,
+}
+
 /// Everything the emulator needs to start.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
@@ -74,6 +96,8 @@ pub struct EmulatorConfig {
     /// Profiles; when empty, any profile ARN of the region is accepted for any role, with
     /// the maximum duration (so the request's `durationSeconds` is what the client gets).
     pub profiles: Vec<ProfileConfig>,
+    /// Roles for STS AssumeRole; when empty, any session may assume any role.
+    pub roles: Vec<RoleTrustConfig>,
     /// Imported CRLs (DER); each applies to the certificates its issuer signed.
     pub crls_der: Vec<Vec<u8>>,
     /// HTTPS or HTTP.
@@ -106,6 +130,7 @@ impl EmulatorConfig {
                 enabled: true,
             }],
             profiles: Vec::new(),
+            roles: Vec::new(),
             crls_der: Vec::new(),
             tls: TlsMode::SelfMade,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -176,10 +201,21 @@ impl EmulatorConfig {
                 enabled: p.enabled,
             })
             .collect();
+        let roles = file
+            .roles
+            .into_iter()
+            .map(|r| RoleTrustConfig {
+                arn: r.arn,
+                trusted_role_arns: r.trusted_role_arns,
+                external_id: r.external_id,
+                duration_seconds: r.duration_seconds,
+            })
+            .collect();
         let config = Self {
             region: file.region,
             trust_anchors,
             profiles,
+            roles,
             crls_der,
             tls: TlsMode::SelfMade,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -274,6 +310,18 @@ mod toml_format {
         pub trust_anchors: Vec<Anchor>,
         #[serde(default)]
         pub profiles: Vec<Profile>,
+        #[serde(default)]
+        pub roles: Vec<Role>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Role {
+        pub arn: String,
+        #[serde(default)]
+        pub trusted_role_arns: Vec<String>,
+        pub external_id: Option<String>,
+        pub duration_seconds: Option<u32>,
     }
 
     #[derive(Deserialize)]
@@ -324,6 +372,10 @@ mod tests {
             [[profiles]]
             arn = "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/p"
             roleArns = ["arn:aws:iam::111122223333:role/r"]
+            [[roles]]
+            arn = "arn:aws:iam::444455556666:role/w"
+            trustedRoleArns = ["arn:aws:iam::111122223333:role/r"]
+            externalId = "x-1"
         "#;
         let c = EmulatorConfig::from_toml_str(text, dir.path()).unwrap();
         assert_eq!(c.region, "eu-west-1");
@@ -332,6 +384,13 @@ mod tests {
         assert_eq!(c.profiles[0].duration_seconds, 3600);
         assert!(!c.profiles[0].accept_role_session_name);
         assert_eq!(c.min_duration_seconds, 900);
+        assert_eq!(c.roles[0].arn, "arn:aws:iam::444455556666:role/w");
+        assert_eq!(
+            c.roles[0].trusted_role_arns,
+            ["arn:aws:iam::111122223333:role/r"]
+        );
+        assert_eq!(c.roles[0].external_id.as_deref(), Some("x-1"));
+        assert_eq!(c.roles[0].duration_seconds, None);
 
         let err =
             EmulatorConfig::from_toml_str("region = \"x\"\nbogus = 1", dir.path()).unwrap_err();

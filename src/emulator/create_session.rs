@@ -175,6 +175,7 @@ pub fn create_session(
         )
     })?;
     let expiration = now + duration;
+    let source = source_identity(&auth.leaf);
     let body = json!({
         "credentialSet": [{
             "assumedRoleUser": { "arn": assumed_role_arn, "assumedRoleId": assumed_role_id },
@@ -186,7 +187,7 @@ pub fn create_session(
             },
             "packedPolicySize": 0,
             "roleArn": role_arn,
-            "sourceIdentity": source_identity(&auth.leaf),
+            "sourceIdentity": source,
         }],
         "subjectArn": format!(
             "arn:{}:rolesanywhere:{}:{}:subject/{}",
@@ -202,6 +203,8 @@ pub fn create_session(
             assumed_role_arn,
             assumed_role_id,
             account: role.account.to_owned(),
+            role_arn: role_arn.to_owned(),
+            source_identity: Some(source),
         },
         now,
     );

@@ -1,5 +1,5 @@
 //! A verifying local emulator of IAM Roles Anywhere `CreateSession`, with STS
-//! `GetCallerIdentity` for the credentials it issues.
+//! `GetCallerIdentity` and `AssumeRole` (role chaining) for the credentials it issues.
 //!
 //! It checks requests as the real service does (signing-spec §2.7, §3, §4): the SigV4-X509
 //! signature over the canonical request rebuilt from what arrived, the certificate path from
@@ -18,6 +18,7 @@
 //! `GET /_emulator/received`).
 
 mod answer;
+mod assume_role;
 mod chain;
 mod config;
 mod create_session;
@@ -32,6 +33,7 @@ mod sessions;
 mod signature;
 mod state;
 mod sts;
+mod sts_xml;
 mod tls;
 mod verify;
 
@@ -42,7 +44,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{EmulatorConfig, ProfileConfig, TlsMode, TrustAnchorConfig, pem_certificates};
+pub use config::{
+    EmulatorConfig, ProfileConfig, RoleTrustConfig, TlsMode, TrustAnchorConfig, pem_certificates,
+};
 pub use errors::{EmulatorError, INVALID_SIGNATURE, SIGNATURE_EXPIRED, UNTRUSTED_CERTIFICATE};
 pub use faults::Faults;
 pub use state::{ReceivedRequest, VerifiedSignature};

@@ -61,6 +61,7 @@ pub async fn route(
         {
             let answer = sts::handle(
                 &state.sessions,
+                &state.trust,
                 parts.method.as_str(),
                 path,
                 query,

@@ -23,6 +23,11 @@ pub struct Session {
     /// `AROA...:<session>`.
     pub assumed_role_id: String,
     pub account: String,
+    /// The role of the session: what a trust policy names.
+    pub role_arn: String,
+    /// Set by CreateSession from the certificate; carried to every session assumed with
+    /// this one, and never changed.
+    pub source_identity: Option<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -31,6 +36,7 @@ impl std::fmt::Debug for Session {
             .field("access_key_id", &self.access_key_id)
             .field("expiration", &self.expiration)
             .field("assumed_role_arn", &self.assumed_role_arn)
+            .field("source_identity", &self.source_identity)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +156,8 @@ mod tests {
             assumed_role_arn: String::new(),
             assumed_role_id: String::new(),
             account: String::new(),
+            role_arn: String::new(),
+            source_identity: None,
         }
     }
 

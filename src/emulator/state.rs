@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::assume_role::RoleTrust;
 use super::chain::{AnchorCerts, BoundedCache, Cert, Crl, ValidPath};
 use super::config::{EmulatorConfig, MAX_DURATION, ProfileConfig};
 use super::errors::EmulatorError;
@@ -78,6 +79,8 @@ pub struct State {
     pub max_skew: i64,
     pub faults: Faults,
     pub sessions: SessionStore,
+    /// Who may assume which role with STS AssumeRole.
+    pub trust: RoleTrust,
     pub leaves: BoundedCache<Cert>,
     pub paths: BoundedCache<ValidPath>,
     log: Mutex<VecDeque<ReceivedRequest>>,
@@ -119,6 +122,16 @@ impl State {
                 )));
             }
         }
+        for r in &config.roles {
+            if let Some(d) = r.duration_seconds
+                && !(config.min_duration_seconds..=3600).contains(&d)
+            {
+                return Err(bad(format!(
+                    "role {}: durationSeconds {d} is outside {}..3600 (allowShortSessions lowers the minimum)",
+                    r.arn, config.min_duration_seconds
+                )));
+            }
+        }
         if config.min_duration_seconds == 0 || config.min_duration_seconds > MAX_DURATION {
             return Err(bad(format!(
                 "the minimum durationSeconds {} is outside 1..{MAX_DURATION}",
@@ -135,6 +148,10 @@ impl State {
             max_skew: config.max_skew_seconds,
             faults: Faults::default(),
             sessions: SessionStore::new(SESSION_CAPACITY),
+            trust: RoleTrust {
+                roles: config.roles.clone(),
+                min_duration: config.min_duration_seconds,
+            },
             leaves: BoundedCache::new(CACHE_CAPACITY),
             paths: BoundedCache::new(CACHE_CAPACITY),
             log: Mutex::new(VecDeque::new()),

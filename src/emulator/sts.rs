@@ -1,5 +1,6 @@
-//! STS GetCallerIdentity for the credentials the emulator issued: the end-to-end proof that a
-//! client received the access key, the secret and the token intact and signs with them.
+//! STS for the credentials the emulator issued: GetCallerIdentity, the end-to-end proof
+//! that a client received the access key, the secret and the token intact and signs with
+//! them, and AssumeRole (role chaining, see [`super::assume_role`]).
 //!
 //! The request is ordinary SigV4 with HMAC-SHA256 (service `sts`, any region in the scope),
 //! with `X-Amz-Security-Token` carrying the session token. Answers use the STS query-protocol
@@ -8,61 +9,60 @@
 use hmac::{KeyInit as _, Mac as _};
 use hyper::{HeaderMap, StatusCode};
 
-use super::sessions::SessionStore;
+use super::assume_role::{self, RoleTrust};
+use super::sessions::{Session, SessionStore};
+use super::sts_xml::{NAMESPACE, StsAnswer, error, xml_escape};
 use super::verify::single_header;
 use crate::sigv4x509;
 
-const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// The skew AWS SigV4 services accept for header-signed requests.
 const MAX_SKEW: i64 = 15 * 60;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// An STS answer: status and XML body.
-pub struct StsAnswer {
-    pub status: StatusCode,
-    pub body: String,
-    /// The error code, for the log.
-    pub code: Option<&'static str>,
-}
-
-fn error(status: StatusCode, code: &'static str, message: &str, request_id: &str) -> StsAnswer {
-    let kind = if status.is_server_error() {
-        "Receiver"
-    } else {
-        "Sender"
-    };
-    StsAnswer {
-        status,
-        body: format!(
-            "<ErrorResponse xmlns=\"{NAMESPACE}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{code}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n",
-            xml_escape(message)
-        ),
-        code: Some(code),
-    }
-}
-
-/// Answers `POST /` (or `GET /?Action=...`) as STS would, for a clock reading `now`.
+/// Answers `POST /` (or `GET /?Action=...`) as STS would, for a clock reading `now`:
+/// the signature first (with the secret of the session the access key names), then the
+/// action, GetCallerIdentity or AssumeRole.
 #[allow(clippy::too_many_arguments)]
 pub fn handle(
     sessions: &SessionStore,
+    trust: &RoleTrust,
     method: &str,
     path: &str,
     query: &str,
     headers: &HeaderMap,
     body: &[u8],
     now: i64,
-    request_id: &str,
+    rid: &str,
 ) -> StsAnswer {
-    match verify_and_answer(
-        sessions, method, path, query, headers, body, now, request_id,
-    ) {
-        Ok(answer) | Err(answer) => answer,
+    let (session, params) =
+        match authenticate(sessions, method, path, query, headers, body, now, rid) {
+            Ok(authenticated) => authenticated,
+            Err(answer) => return answer,
+        };
+    let action = params
+        .iter()
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    match action {
+        "GetCallerIdentity" => caller_identity(&session, rid),
+        "AssumeRole" => assume_role::answer(sessions, trust, &session, &params, now, rid),
+        _ => error(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            &format!(
+                "Could not find operation {action} for version 2011-06-15 (this emulator serves GetCallerIdentity and AssumeRole)"
+            ),
+            rid,
+        ),
     }
 }
 
+/// The session whose credentials signed the request, and the request's parameters (query
+/// and form body), once the signature, the token and the date are checked.
 #[allow(clippy::too_many_arguments)]
-fn verify_and_answer(
+fn authenticate(
     sessions: &SessionStore,
     method: &str,
     path: &str,
@@ -71,7 +71,7 @@ fn verify_and_answer(
     body: &[u8],
     now: i64,
     rid: &str,
-) -> Result<StsAnswer, StsAnswer> {
+) -> Result<(Session, Vec<(String, String)>), StsAnswer> {
     let sig_mismatch = |m: &str| error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", m, rid);
     let bad_header = |_: super::errors::ServiceError| {
         error(
@@ -211,22 +211,11 @@ fn verify_and_answer(
     if form {
         params.extend(sigv4x509::decode_query(&String::from_utf8_lossy(body)));
     }
-    let action = params
-        .iter()
-        .find(|(k, _)| k == "Action")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    if action != "GetCallerIdentity" {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "InvalidAction",
-            &format!(
-                "Could not find operation {action} for version 2011-06-15 (this emulator serves GetCallerIdentity only)"
-            ),
-            rid,
-        ));
-    }
-    Ok(StsAnswer {
+    Ok((session, params))
+}
+
+fn caller_identity(session: &Session, rid: &str) -> StsAnswer {
+    StsAnswer {
         status: StatusCode::OK,
         body: format!(
             "<GetCallerIdentityResponse xmlns=\"{NAMESPACE}\">\n  <GetCallerIdentityResult>\n    <Arn>{}</Arn>\n    <UserId>{}</UserId>\n    <Account>{}</Account>\n  </GetCallerIdentityResult>\n  <ResponseMetadata>\n    <RequestId>{rid}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n",
@@ -235,7 +224,7 @@ fn verify_and_answer(
             xml_escape(&session.account),
         ),
         code: None,
-    })
+    }
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -247,21 +236,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
         }
         Err(_) => Vec::new(),
     }
-}
-
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -324,6 +298,8 @@ mod tests {
                 assumed_role_arn: "arn:aws:sts::123456789012:assumed-role/r/s".into(),
                 assumed_role_id: "AROAX:s".into(),
                 account: "123456789012".into(),
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                source_identity: None,
             },
             now,
         );
@@ -331,6 +307,7 @@ mod tests {
         let date = "20240706T113859Z";
         let ok = handle(
             &store,
+            &RoleTrust::default(),
             "POST",
             "/",
             "",
@@ -347,6 +324,7 @@ mod tests {
 
         let bad = handle(
             &store,
+            &RoleTrust::default(),
             "POST",
             "/",
             "",
@@ -358,6 +336,7 @@ mod tests {
         assert_eq!(bad.code, Some("SignatureDoesNotMatch"));
         let bad = handle(
             &store,
+            &RoleTrust::default(),
             "POST",
             "/",
             "",
@@ -369,6 +348,7 @@ mod tests {
         assert_eq!(bad.code, Some("InvalidClientTokenId"));
         let bad = handle(
             &store,
+            &RoleTrust::default(),
             "POST",
             "/",
             "",
@@ -380,6 +360,7 @@ mod tests {
         assert_eq!(bad.code, Some("SignatureDoesNotMatch"));
         let late = handle(
             &store,
+            &RoleTrust::default(),
             "POST",
             "/",
             "",

@@ -18,6 +18,9 @@ pub enum FetchError {
     /// CreateSession did not yield credentials.
     #[error(transparent)]
     CreateSession(Arc<crate::rolesanywhere::CreateSessionError>),
+    /// A hop of the role chain (STS AssumeRole) did not yield credentials.
+    #[error(transparent)]
+    AssumeRole(Arc<crate::sts::AssumeRoleError>),
     /// The task that loads the identity did not finish (it panicked).
     #[error("loading the identity failed: {0}")]
     Task(String),
@@ -31,6 +34,7 @@ impl FetchError {
         match self {
             Self::Identity(e) => e.is_transient(),
             Self::CreateSession(e) => e.is_transient(),
+            Self::AssumeRole(e) => e.is_transient(),
             Self::Task(_) => true,
         }
     }

@@ -30,25 +30,7 @@ impl fmt::Debug for Client {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let base = reqwest::Url::parse(&config.endpoint)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| ClientError::Endpoint(config.endpoint.clone()))?;
-        let tls = super::tls::config(&config)?;
-        // Only the proxy the settings name: reqwest alone would also read ALL_PROXY, which
-        // the official helper ignores.
-        let mut builder = reqwest::Client::builder().no_proxy();
-        if let Some(proxy) = super::proxy::for_endpoint(&base, &config.proxy)? {
-            builder = builder.proxy(proxy);
-        }
-        let http = builder
-            .use_preconfigured_tls(tls)
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.attempt_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rolesanywhere-helper/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ClientError::Http)?;
+        let (http, base) = http_client(&config)?;
         Ok(Self { http, base, config })
     }
 
@@ -176,9 +158,35 @@ impl Client {
     }
 }
 
+/// The HTTP client for `config`'s endpoint, and that endpoint parsed: TLS with the
+/// configured trust, the environment's proxy (none for a loopback endpoint), the timeouts,
+/// no redirects. CreateSession and the STS calls of a role chain share these settings.
+pub fn http_client(config: &ClientConfig) -> Result<(reqwest::Client, reqwest::Url), ClientError> {
+    let base = reqwest::Url::parse(&config.endpoint)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| ClientError::Endpoint(config.endpoint.clone()))?;
+    let tls = super::tls::config(config)?;
+    // Only the proxy the settings name: reqwest alone would also read ALL_PROXY, which
+    // the official helper ignores.
+    let mut builder = reqwest::Client::builder().no_proxy();
+    if let Some(proxy) = super::proxy::for_endpoint(&base, &config.proxy)? {
+        builder = builder.proxy(proxy);
+    }
+    let http = builder
+        .use_preconfigured_tls(tls)
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.attempt_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("rolesanywhere-helper/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(ClientError::Http)?;
+    Ok((http, base))
+}
+
 /// The rustls error behind a request failure, if any. It sits inside nested `io::Error`s,
 /// whose `source()` skips the wrapped error, so those are opened explicitly.
-fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+pub fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
@@ -195,7 +203,7 @@ fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ru
     None
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut current = e;
     while let Some(next) = current.source() {
         current = next;

@@ -23,6 +23,6 @@ pub mod settings;
 mod tls;
 
 pub use answer::{parse_credentials, parse_error};
-pub use client::Client;
+pub use client::{Client, find_tls_error, http_client, root_cause};
 pub use error::{CaBundleError, ClientError, CreateSessionError};
 pub use settings::{ClientConfig, ProxyEnv, SessionParams};

@@ -25,7 +25,6 @@ use super::site::{Site, Swappable};
 use crate::config::{EcsPlan, Endpoint, Plan, RolePlan};
 use crate::error::{Error, Result};
 use crate::refresh::{self, Schedule, SessionSource};
-use crate::rolesanywhere::Client;
 use crate::secret::Secret;
 use crate::systemd::{Activated, ActivatedListener};
 
@@ -200,14 +199,8 @@ pub(super) fn open(endpoint: &Endpoint, hops: u32, spare: &mut Vec<Activated>) -
 
 /// A refresher for `role`, and what its listeners need to know.
 pub(super) fn start_role(role: &RolePlan, schedule: &Schedule) -> Result<RoleState> {
-    let client = Client::new(role.settings.client.clone())?;
-    let params = role.settings.params.clone();
-    let role_arn = params.role_arn.clone();
-    let source = Arc::new(SessionSource {
-        identity: role.settings.identity.clone(),
-        params,
-        client,
-    });
+    let source = Arc::new(SessionSource::new(&role.settings)?);
+    let role_arn = role.settings.served_role_arn().to_owned();
     Ok(RoleState::new(
         role.settings.role_name(),
         role_arn,

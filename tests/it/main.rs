@@ -1,6 +1,7 @@
 //! The integration tests: one crate, one module per area, run by `tests/run.sh`.
 
 mod aws_config;
+mod chain;
 mod cli_compat;
 mod common;
 mod conformance;

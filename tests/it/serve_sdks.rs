@@ -29,7 +29,7 @@ const CHILD_VAR: &str = "RA_TEST_SDK_ECS_CHILD";
 const CHILD_MARK: &str = "SDK-CREDENTIALS ";
 
 /// Variables that would make an SDK look elsewhere for credentials or configuration.
-const AWS_VARS: &[&str] = &[
+pub(crate) const AWS_VARS: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -55,7 +55,7 @@ const AWS_VARS: &[&str] = &[
 ];
 
 /// boto3's default chain, then STS with what it found. Argument: the STS endpoint URL.
-const BOTO3_WHOAMI: &str = r#"
+pub(crate) const BOTO3_WHOAMI: &str = r#"
 import json, sys
 import boto3
 
@@ -77,7 +77,7 @@ print(json.dumps({
 
 /// STS GetCallerIdentity with the credentials given as JSON on stdin (AccessKeyId,
 /// SecretAccessKey, SessionToken). Argument: the STS endpoint URL.
-const STS_WITH_GIVEN: &str = r#"
+pub(crate) const STS_WITH_GIVEN: &str = r#"
 import json, sys
 import boto3
 
