@@ -394,3 +394,56 @@ fn the_daemon_socket_unit_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
+
+#[test]
+fn a_reload_adds_and_removes_daemon_sockets() {
+    let setup = Setup::new(KeyType::P256, false);
+    let socket = setup.path("daemon.sock");
+    let config = setup.path("serve.toml");
+    let imds = format!("imds = \"127.0.0.1:{}\"", free_port());
+    let write = |top: &str| {
+        std::fs::write(
+            &config,
+            format!("{top}\n{}", role_toml(&setup, "alpha", &imds)),
+        )
+        .unwrap();
+    };
+    write("");
+    let mut cmd = helper();
+    cmd.args(["serve", "--config"]).arg(&config);
+    let daemon = Daemon::start(cmd);
+    assert!(!socket.exists());
+    let reload = |wanted: bool| {
+        crate::systemd::signal(daemon.pid(), libc::SIGHUP);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while socket.exists() != wanted {
+            assert!(Instant::now() < deadline, "{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    write(&format!(
+        "[daemon_socket]\npath = \"{}\"\nallow_users = [65534]",
+        socket.display()
+    ));
+    reload(true);
+    let line = failure(&run(&mut client(&socket, &[])));
+    assert!(line.contains("uid 0 is not allowed"), "{line}");
+    // A reload that keeps the socket gives it the new allow list.
+    write(&format!(
+        "[daemon_socket]\npath = \"{}\"\nallow_users = [0]",
+        socket.display()
+    ));
+    crate::systemd::signal(daemon.pid(), libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answered = loop {
+        let out = run(&mut client(&socket, &[]));
+        if out.status.success() {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    credentials(&answered);
+    write("");
+    reload(false);
+}
