@@ -27,12 +27,14 @@ use tokio::task::JoinHandle;
 
 use super::http::{Connections, LIMITS};
 use super::role::ServedRole;
-use super::running::LiveRole;
 use super::site::Swappable;
 use crate::config::{DaemonSocketPlan, PeerAllow, UnixEndpoint};
 use crate::daemon_wire::{self, MAX_REQUEST};
 use crate::error::{Error, Result};
 use crate::systemd::{Activated, ActivatedListener};
+
+/// The served role of each index of the plan's roles (`None`: not served).
+pub(super) type RoleAt<'a> = &'a dyn Fn(usize) -> Option<Arc<ServedRole>>;
 
 /// How long to wait after a failed accept (out of descriptors, most often).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -206,7 +208,7 @@ pub(super) fn reconcile(
     mut old: Vec<LiveDaemonSocket>,
     mut opened: Vec<LiveDaemonSocket>,
     plans: &[DaemonSocketPlan],
-    roles: &[Option<&LiveRole>],
+    roles: RoleAt<'_>,
     accepting: Option<&Connections>,
     problems: &mut Vec<String>,
 ) -> Vec<LiveDaemonSocket> {
@@ -249,18 +251,12 @@ pub(super) fn reconcile(
 }
 
 impl LiveDaemonSocket {
-    /// Gives the socket the allow list and roles of `plan` (by plan index in `roles`;
-    /// `None`: not served).
-    pub(super) fn set_access(&mut self, plan: &DaemonSocketPlan, roles: &[Option<&LiveRole>]) {
+    /// Gives the socket the allow list and roles of `plan`.
+    pub(super) fn set_access(&mut self, plan: &DaemonSocketPlan, roles: RoleAt<'_>) {
         let access = Access {
             endpoint: plan.endpoint.clone(),
             allow: plan.allow.clone(),
-            roles: plan
-                .roles
-                .iter()
-                .filter_map(|&i| roles.get(i).copied().flatten())
-                .map(|live| live.role.clone())
-                .collect(),
+            roles: plan.roles.iter().filter_map(|&i| roles(i)).collect(),
         };
         match &self.access {
             Some(current) => current.replace(access),

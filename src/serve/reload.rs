@@ -227,7 +227,7 @@ impl Running {
             std::mem::take(&mut served.daemon_sockets),
             daemon_sockets,
             &plan.daemon_sockets,
-            &by_index,
+            &|i| by_index[i].map(|r| r.role.clone()),
             self.accepting
                 .load(Ordering::SeqCst)
                 .then_some(&self.connections),

@@ -313,7 +313,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
         listener.routes = Some(Arc::new(Swappable::new(site)));
     }
     for (socket, socket_plan) in daemon_sockets.iter_mut().zip(&plan.daemon_sockets) {
-        socket.set_access(socket_plan, &by_index);
+        socket.set_access(socket_plan, &|i| by_index[i].map(|r| r.role.clone()));
     }
     let ops_routes = ops.as_mut().map(|ops| {
         let routes = Arc::new(Swappable::new(ops_routes(&roles, &listeners, &metrics)));
