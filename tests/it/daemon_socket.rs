@@ -447,3 +447,38 @@ fn a_reload_adds_and_removes_daemon_sockets() {
     write("");
     reload(false);
 }
+
+#[test]
+fn the_aws_cli_reads_credentials_through_the_daemon_socket() {
+    let setup = Setup::new(KeyType::P256, false);
+    let socket = setup.path("daemon.sock");
+    let _daemon = serve(&setup, &socket, &[]);
+    let config = setup.path("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile ra]\nregion = us-east-1\ncredential_process = {} credential-process --daemon-socket {}\n",
+            bin().display(),
+            socket.display()
+        ),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let identity = setup.caller_identity("ra", |cmd| {
+            cmd.env("AWS_CONFIG_FILE", &config)
+                .env("AWS_SHARED_CREDENTIALS_FILE", setup.path("no-credentials"))
+                .env("AWS_CA_BUNDLE", &setup.ca_bundle)
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("AWS_PROFILE");
+        });
+        let arn = identity["Arn"].as_str().unwrap();
+        assert!(arn.contains(":assumed-role/onprem-app/"), "{arn}");
+    }
+    assert_eq!(
+        setup.emulator.issued_sessions(),
+        1,
+        "three CLI calls, the daemon's one session"
+    );
+}
