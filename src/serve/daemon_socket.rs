@@ -264,20 +264,24 @@ impl LiveDaemonSocket {
         }
     }
 
-    /// Sets a kept socket file's mode and group to those of `plan`.
+    /// Sets a kept socket file's mode and group to those of `plan` (no group: the
+    /// daemon's own again).
     pub(super) fn refit(&self, plan: &DaemonSocketPlan) -> io::Result<()> {
         if let Some((path, _)) = &self.file {
+            // SAFETY: getegid has no preconditions and cannot fail.
+            let gid = plan.group.unwrap_or_else(|| unsafe { libc::getegid() });
+            std::os::unix::fs::chown(path, None, Some(gid))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(plan.mode))?;
-            if let Some(gid) = plan.group {
-                std::os::unix::fs::chown(path, None, Some(gid))?;
-            }
         }
         Ok(())
     }
 
     /// Starts accepting, if not already.
     pub(super) fn accept(&mut self, connections: &Connections) {
-        if let (Some(listener), Some(access)) = (self.listener.take(), self.access.clone()) {
+        let Some(access) = self.access.clone() else {
+            return;
+        };
+        if let Some(listener) = self.listener.take() {
             self.task = Some(tokio::spawn(accept_loop(
                 listener,
                 access,
@@ -297,6 +301,13 @@ impl LiveDaemonSocket {
         {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+impl Drop for LiveDaemonSocket {
+    /// A daemon that fails to start after making its socket files leaves none behind.
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
