@@ -41,6 +41,9 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+    /// The credential daemon asked by `credential-process --daemon-socket` gave nothing.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon_wire::DaemonError),
     /// The emulator could not start or run.
     #[error(transparent)]
     Emulator(#[from] crate::emulator::EmulatorError),

@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod credentials;
 pub mod credfile;
+pub mod daemon_wire;
 pub mod emulator;
 pub mod endpoint;
 pub mod error;

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let inputs = Inputs::real();
     let result = match &cli.command {
         Command::CredentialProcess(args) => {
-            logging::init(args.key.debug);
+            logging::init(args.credentials.key.debug);
             cmd::credential_process::run(args, &inputs)
         }
         Command::Serve(args) => {

@@ -141,6 +141,73 @@ pub struct ServeArgs {
     /// Log format on stderr [this project's own flag]
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub daemon_socket: DaemonSocketArgs,
+}
+
+/// `serve`'s daemon socket, which `credential-process --daemon-socket` asks.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DaemonSocketArgs {
+    /// Also answer `credential-process --daemon-socket` on this Unix socket (a path, or
+    /// fd:NAME for a socket passed by systemd); with --config, for every role
+    /// [this project's own flag]
+    #[arg(long = "daemon-socket", value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Mode of the socket file, in octal; never world-writable [default: 0660]
+    /// [this project's own flag]
+    #[arg(long = "daemon-socket-mode", value_name = "MODE", value_parser = octal_mode)]
+    pub mode: Option<u32>,
+
+    /// Group (name or number) of the socket file [this project's own flag]
+    #[arg(long = "daemon-socket-group", value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// A user (name or number) whose processes may ask the daemon socket (may be
+    /// repeated); with no user or group allowed, only the daemon's own user may
+    /// [this project's own flag]
+    #[arg(long = "daemon-socket-allow-user", value_name = "USER")]
+    pub allow_users: Vec<String>,
+
+    /// A group (name or number) whose members may ask the daemon socket (may be repeated;
+    /// the primary and supplementary groups count) [this project's own flag]
+    #[arg(long = "daemon-socket-allow-group", value_name = "GROUP")]
+    pub allow_groups: Vec<String>,
+}
+
+/// A file mode in octal (`660`, `0660` or `0o660`).
+pub fn octal_mode(text: &str) -> Result<u32, String> {
+    let digits = text
+        .strip_prefix("0o")
+        .or_else(|| text.strip_prefix("0O"))
+        .unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if !digits.is_empty() && mode <= 0o777 => Ok(mode),
+        _ => Err("not a file mode; write it in octal, such as 0660".into()),
+    }
+}
+
+/// The flags of `credential-process`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CredentialProcessArgs {
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
+    /// Ask the `serve --daemon-socket` daemon at PATH for the credentials instead of
+    /// calling CreateSession; the output is the same [this project's own flag]
+    #[arg(long, value_name = "PATH")]
+    pub daemon_socket: Option<std::path::PathBuf>,
+
+    /// The role (its name in the daemon's config file) to ask the daemon socket for;
+    /// needed when the socket serves several [this project's own flag]
+    #[arg(long, value_name = "NAME", requires = "daemon_socket")]
+    pub role: Option<String>,
+
+    /// When no daemon answers at --daemon-socket, make the direct call with the other
+    /// flags [this project's own flag]
+    #[arg(long, requires = "daemon_socket")]
+    pub fallback_direct: bool,
 }
 
 /// How log lines are written.

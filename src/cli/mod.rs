@@ -16,7 +16,9 @@ mod tests;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 pub use chain::{ChainArgs, HopFlags};
-pub use credentials::{CredentialArgs, LogFormat, ServeArgs, UpdateArgs};
+pub use credentials::{
+    CredentialArgs, CredentialProcessArgs, DaemonSocketArgs, LogFormat, ServeArgs, UpdateArgs,
+};
 pub use dev::{DemoArgs, EmulateArgs, PkiArgs, PkiCommand, PkiInitArgs};
 pub use key::{DigestArg, FormatArg, KeyArgs, ReadCertificateDataArgs, SignStringArgs};
 
@@ -55,7 +57,7 @@ pub enum Command {
     /// Try everything on this machine: a dev PKI, the local emulator and a ready AWS profile
     Demo(DemoArgs),
     /// Get credentials once and print them in the `credential_process` JSON format
-    CredentialProcess(Box<CredentialArgs>),
+    CredentialProcess(Box<CredentialProcessArgs>),
     /// Keep credentials fresh in memory and serve them to SDKs on a local IMDSv2-compatible
     /// endpoint and, optionally, an ECS container-credentials endpoint
     Serve(Box<ServeArgs>),

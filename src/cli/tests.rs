@@ -11,7 +11,7 @@ fn parse(args: &[&str]) -> Result<Command, clap::Error> {
 
 fn credential_args(flags: &[&str]) -> CredentialArgs {
     match parse(&[&["credential-process"], flags].concat()) {
-        Ok(Command::CredentialProcess(args)) => *args,
+        Ok(Command::CredentialProcess(args)) => args.credentials,
         other => panic!("{flags:?}: {other:?}"),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod completion;
 pub mod credential_process;
+pub mod daemon_client;
 pub mod demo;
 pub mod emulate;
 pub mod pki;

@@ -162,6 +162,13 @@ fn announce(running: &Running) {
             None => eprintln!("Local server started on {}", listener.url()),
         }
     }
+    for socket in running.daemon_sockets() {
+        if socket.starts_with("fd:") {
+            eprintln!("Daemon socket: {socket}, passed by systemd (clients use its path)");
+        } else {
+            eprintln!("Daemon socket: credential-process --daemon-socket {socket}");
+        }
+    }
     if let Some(ops) = running.ops() {
         eprintln!("Health and metrics: {0}/healthz and {0}/metrics", ops.url());
     }

@@ -26,7 +26,7 @@ fn settings(extra: &[&str], env: &[(&str, &str)]) -> Result<SessionSettings, Con
     ];
     argv.extend_from_slice(extra);
     let args = match Cli::try_parse_from(argv).expect("flags parse").command {
-        Command::CredentialProcess(args) => *args,
+        Command::CredentialProcess(args) => args.credentials,
         _ => unreachable!(),
     };
     let inputs = Inputs {

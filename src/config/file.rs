@@ -24,6 +24,8 @@ pub struct Top {
     pub cert_expiry_warning_days: Option<Spanned<u32>>,
     /// Host names answered besides IP addresses and localhost.
     pub allowed_hosts: Option<Spanned<Vec<String>>>,
+    /// The daemon socket for every role (`[daemon_socket]`).
+    pub daemon_socket: Option<Spanned<DaemonSocketEntry>>,
     #[serde(default, rename = "role")]
     pub roles: Vec<Spanned<RoleEntry>>,
 }
@@ -60,6 +62,8 @@ pub struct RoleEntry {
     pub assume_roles: Option<Vec<AssumeRoleEntry>>,
     /// The STS endpoint of the role chain.
     pub sts_endpoint: Option<Spanned<String>>,
+    /// A daemon socket for this role alone.
+    pub daemon_socket: Option<Spanned<DaemonSocketEntry>>,
 }
 
 /// One hop of a role's chain: `assume_roles = [{ role_arn = "…" }]`, or a
@@ -70,6 +74,39 @@ pub struct AssumeRoleEntry {
     pub role_arn: Spanned<String>,
     pub role_session_name: Option<Spanned<String>>,
     pub external_id: Option<Spanned<String>>,
+}
+
+/// A daemon socket (`[daemon_socket]`, or a role's `daemon_socket = { ... }`).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSocketEntry {
+    /// The socket file, or `fd:NAME` for a socket passed by socket activation.
+    pub path: Option<Spanned<String>>,
+    /// The socket file's mode, written in octal in TOML (`0o660`).
+    pub mode: Option<Spanned<u32>>,
+    /// The socket file's group, by name or number.
+    pub group: Option<Spanned<String>>,
+    /// The users and groups whose processes may ask, by name or number.
+    pub allow_users: Option<Spanned<Vec<IdEntry>>>,
+    pub allow_groups: Option<Spanned<Vec<IdEntry>>>,
+}
+
+/// A user or group, by number or by name.
+#[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum IdEntry {
+    Number(u32),
+    Name(String),
+}
+
+impl IdEntry {
+    /// The text form, as a flag would give it.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Number(n) => n.to_string(),
+            Self::Name(name) => name.clone(),
+        }
+    }
 }
 
 /// A parsed config file, able to say where each of its values stands.

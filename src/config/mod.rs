@@ -16,6 +16,7 @@
 //! validation step; nothing else needs to know where it came from.
 
 pub mod aws_profile;
+pub mod daemon_socket;
 pub mod file;
 pub mod identity;
 pub mod inputs;
@@ -27,10 +28,14 @@ pub mod serve;
 pub mod session;
 pub mod update;
 
+pub use daemon_socket::{DaemonClient, daemon_client};
 pub use identity::{PASSWORD_CREDENTIAL, from_key_flags, store_unavailable};
 pub use inputs::{Clock, Env, Fs, Inputs};
 pub use origin::{ConfigError, Origin};
-pub use plan::{EcsPlan, Endpoint, ListenerPlan, Plan, RolePlan, UpdatePlan};
+pub use plan::{
+    DaemonSocketPlan, EcsPlan, Endpoint, ListenerPlan, PeerAllow, Plan, RolePlan, UnixEndpoint,
+    UpdatePlan,
+};
 pub use role::PASSWORD_ENV;
 pub use serve::serve_plan;
 pub use session::{DURATION_RANGE, SessionSettings};

@@ -26,6 +26,8 @@ pub struct Plan {
     /// Where `/healthz` and `/metrics` are served, if anywhere.
     pub ops: Option<Endpoint>,
     pub cert_expiry_warning_days: u32,
+    /// The daemon sockets that answer `credential-process --daemon-socket`.
+    pub daemon_sockets: Vec<DaemonSocketPlan>,
 }
 
 /// Where a listener listens: an address to bind, or a socket passed by systemd socket
@@ -42,6 +44,55 @@ impl std::fmt::Display for Endpoint {
             Self::Tcp(addr) => addr.fmt(f),
             Self::Activated(name) => write!(f, "fd:{name}"),
         }
+    }
+}
+
+/// A daemon socket: where it is, who may ask it, and which roles it answers for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSocketPlan {
+    pub endpoint: UnixEndpoint,
+    /// The socket file's mode (never world-writable); unused for a passed socket.
+    pub mode: u32,
+    /// The socket file's group, if not the daemon's.
+    pub group: Option<u32>,
+    pub allow: PeerAllow,
+    /// Indexes into the plan's `roles`, in order.
+    pub roles: Vec<usize>,
+}
+
+/// Where a daemon socket listens: a socket file the daemon creates, or a Unix socket
+/// passed by systemd socket activation (written `fd:NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UnixEndpoint {
+    Path(PathBuf),
+    Activated(String),
+}
+
+impl std::fmt::Display for UnixEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => path.display().fmt(f),
+            Self::Activated(name) => write!(f, "fd:{name}"),
+        }
+    }
+}
+
+/// Who may ask a daemon socket, as the kernel reports the peer (`SO_PEERCRED`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAllow {
+    pub uids: Vec<u32>,
+    /// Matched against the peer's primary group and its supplementary groups.
+    pub gids: Vec<u32>,
+}
+
+impl PeerAllow {
+    /// Whether a peer with `uid` and primary `gid` may ask; `groups` gives its
+    /// supplementary groups, read only when the answer depends on them.
+    pub fn permits(&self, uid: u32, gid: u32, groups: impl FnOnce() -> Vec<u32>) -> bool {
+        if self.uids.contains(&uid) || self.gids.contains(&gid) {
+            return true;
+        }
+        !self.gids.is_empty() && groups().iter().any(|g| self.gids.contains(g))
     }
 }
 

@@ -14,7 +14,7 @@ use super::listen;
 use super::origin::{ConfigError, Origin, Sourced, first};
 use super::plan::{
     DEFAULT_CERT_EXPIRY_WARNING_DAYS, DEFAULT_HOP_LIMIT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
-    EcsPlan, Endpoint, ListenerPlan, Plan, RolePlan,
+    DaemonSocketPlan, EcsPlan, Endpoint, ListenerPlan, Plan, RolePlan,
 };
 use super::role::RoleSources;
 use super::session::{SessionSettings, session_settings};
@@ -81,6 +81,21 @@ pub fn serve_plan(
         top.and_then(|(f, t)| f.top(&t.cert_expiry_warning_days, "cert_expiry_warning_days")),
     ]);
     let profile = AwsProfile::load(inputs)?;
+    // The daemon sockets first: the passed sockets they take are no other listener's.
+    let role_count = file.as_ref().map_or(1, |f| f.top.roles.len());
+    let daemon_sockets = super::daemon_socket::plans(
+        &args.daemon_socket,
+        file.as_ref(),
+        (0..role_count).collect(),
+        activated,
+    )?;
+    let taken = super::daemon_socket::activated_names(&daemon_sockets);
+    let activated: Vec<String> = activated
+        .iter()
+        .filter(|name| !taken.contains(name))
+        .cloned()
+        .collect();
+    let activated = activated.as_slice();
     let mut plan = match &file {
         None => one_role(args, inputs, &profile, hop_limit, activated)?,
         Some(file) => from_file(
@@ -90,8 +105,10 @@ pub fn serve_plan(
             &profile,
             hop_limit,
             activated,
+            &daemon_sockets,
         )?,
     };
+    plan.daemon_sockets = daemon_sockets;
     plan.max_connections = max_connections;
     plan.ops = ops
         .as_ref()
@@ -166,6 +183,7 @@ fn one_role(
         allowed_hosts: Vec::new(),
         ops: None,
         cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
+        daemon_sockets: Vec::new(),
     })
 }
 
@@ -248,6 +266,7 @@ fn from_file(
     profile: &AwsProfile,
     hop_limit: u32,
     activated: &[String],
+    daemon_sockets: &[DaemonSocketPlan],
 ) -> Result<Plan, ConfigError> {
     let ecs_endpoint = match file.top(&file.top.bind, "bind") {
         Some(text) => listen::endpoint(&text, activated)?,
@@ -272,10 +291,11 @@ fn from_file(
         });
         let token_file = file.of(entry, &entry.ecs_token_file, "ecs_token_file");
         let token_group = file.of(entry, &entry.ecs_token_group, "ecs_token_group");
-        if imds.is_none() && token_file.is_none() {
+        let on_socket = daemon_sockets.iter().any(|s| s.roles.contains(&index));
+        if imds.is_none() && token_file.is_none() && !on_socket {
             return Err(ConfigError::at(
                 file.missing(entry, "imds"),
-                "or ecs_token_file is needed: give imds = \"IP:PORT\", ecs_token_file = \"FILE\", or both; otherwise the role is served nowhere",
+                "or ecs_token_file is needed: give imds = \"IP:PORT\", ecs_token_file = \"FILE\", a daemon_socket, or several; otherwise the role is served nowhere",
             ));
         }
         let ecs = match (token_file, &token_group) {
@@ -316,6 +336,7 @@ fn from_file(
         allowed_hosts: Vec::new(),
         ops: None,
         cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
+        daemon_sockets: Vec::new(),
     })
 }
 

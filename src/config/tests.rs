@@ -258,7 +258,134 @@ fn settings() -> Vec<Setting> {
             from_profile: "",
             default: "30",
         },
+        Setting {
+            name: "daemon socket",
+            flag: &["--daemon-socket", "/flag.sock"],
+            env: None,
+            file: "[daemon_socket]\npath = \"/file.sock\"",
+            in_role: false,
+            profile: None,
+            read: |p| daemon_socket(p, |d| d.endpoint.to_string()),
+            from_flag: "/flag.sock",
+            from_env: "",
+            from_file: "/file.sock",
+            from_profile: "",
+            default: "none",
+        },
+        Setting {
+            name: "daemon socket mode and group",
+            flag: &[
+                "--daemon-socket",
+                "/s",
+                "--daemon-socket-mode",
+                "600",
+                "--daemon-socket-group",
+                "5",
+            ],
+            env: None,
+            file: "[daemon_socket]\npath = \"/s\"\nmode = 0o640\ngroup = \"6\"",
+            in_role: false,
+            profile: None,
+            read: |p| daemon_socket(p, |d| format!("{:o} {:?}", d.mode, d.group)),
+            from_flag: "600 Some(5)",
+            from_env: "",
+            from_file: "640 Some(6)",
+            from_profile: "",
+            default: "none",
+        },
+        Setting {
+            name: "daemon socket allow list",
+            flag: &[
+                "--daemon-socket",
+                "/s",
+                "--daemon-socket-allow-user",
+                "7",
+                "--daemon-socket-allow-group",
+                "8",
+            ],
+            env: None,
+            file: "[daemon_socket]\npath = \"/s\"\nallow_users = [9]\nallow_groups = [\"10\"]",
+            in_role: false,
+            profile: None,
+            read: |p| daemon_socket(p, |d| format!("{:?} {:?}", d.allow.uids, d.allow.gids)),
+            from_flag: "[7] [8]",
+            from_env: "",
+            from_file: "[9] [10]",
+            from_profile: "",
+            default: "none",
+        },
     ]
+}
+
+/// What `read` makes of the plan's first daemon socket, or `none`.
+fn daemon_socket(plan: &Plan, read: impl Fn(&DaemonSocketPlan) -> String) -> String {
+    plan.daemon_sockets
+        .first()
+        .map_or_else(|| "none".to_owned(), read)
+}
+
+#[test]
+fn daemon_sockets_serve_every_role_or_one_and_are_checked() {
+    let two = |top: &str, beta: &str| {
+        let text = format!(
+            "{top}\n{}{}",
+            role("alpha", "imds = \"127.0.0.1:9912\""),
+            role("beta", beta)
+        );
+        serve_plan(
+            &serve_args(&["--config", "t.toml"]),
+            &inputs(&[], &text),
+            &["sock".to_owned()],
+        )
+    };
+    let plan = two(
+        "[daemon_socket]\npath = \"/all.sock\"",
+        "daemon_socket = { path = \"fd:sock\", allow_groups = [0] }",
+    )
+    .unwrap();
+    assert_eq!(plan.daemon_sockets.len(), 2);
+    let (all, beta) = (&plan.daemon_sockets[0], &plan.daemon_sockets[1]);
+    assert_eq!(all.roles, [0, 1]);
+    assert_eq!(all.mode, 0o660);
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    assert_eq!(all.allow.uids, [me], "the daemon's own user by default");
+    assert_eq!(beta.endpoint, UnixEndpoint::Activated("sock".into()));
+    assert_eq!(beta.roles, [1], "beta is served on a socket alone");
+    assert_eq!((beta.allow.uids.len(), &beta.allow.gids[..]), (0, &[0][..]));
+    assert_eq!(
+        plan.listeners.len(),
+        1,
+        "the passed socket is not an IMDS listener"
+    );
+
+    let error = |top: &str, beta: &str| two(top, beta).unwrap_err().to_string();
+    assert!(
+        error("", "daemon_socket = { path = \"fd:sock\", mode = 0o600 }")
+            .contains("daemon_socket.mode does not apply to a passed socket; set SocketMode="),
+        "{}",
+        error("", "daemon_socket = { path = \"fd:sock\", mode = 0o600 }")
+    );
+    assert!(
+        error("", "daemon_socket = { path = \"/b\", mode = 0o666 }")
+            .contains("0666 would let every user connect")
+    );
+    assert!(error("", "daemon_socket = { mode = 0o600 }").contains("daemon_socket.path is needed"));
+    assert!(
+        error(
+            "[daemon_socket]\npath = \"/b\"",
+            "daemon_socket = { path = \"/b\" }"
+        )
+        .contains("/b is already a daemon socket")
+    );
+    assert!(error("", "daemon_socket = { path = \"fd:other\" }").contains("no socket named"));
+    assert!(
+        error(
+            "",
+            "daemon_socket = { path = \"/b\", allow_users = [\"no-such-user-here\"] }"
+        )
+        .contains("no user of that name")
+    );
 }
 
 #[test]

@@ -25,8 +25,8 @@ use crate::refresh::Unavailable;
 /// waits at most 10 s for the client to make room for it: a client that sends requests
 /// but never reads would otherwise hold one of the `--max-connections` slots for ever. The
 /// read buffer is capped at 16 KiB: requests here are a few hundred bytes, and a small cap
-/// keeps a thousand idle connections cheap.
-const LIMITS: Limits = Limits {
+/// keeps a thousand idle connections cheap. The daemon socket keeps to the same time limits.
+pub(crate) const LIMITS: Limits = Limits {
     header_timeout: Duration::from_secs(10),
     header_clock: HeaderClock::SinceLastRequest,
     stalled_write: Duration::from_secs(10),

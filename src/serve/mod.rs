@@ -8,9 +8,11 @@
 //! refreshers and [`reload`] applies a new plan; [`role`] holds a role's refresher and
 //! rendered documents; [`site`] routes a listener's requests to [`imds`], [`ecs`] (after
 //! [`host`] and [`asked`] have read the request) and [`ops`] serves health and
-//! [`metrics`]; [`http`] is the connection handling they all run on.
+//! [`metrics`]; [`daemon_socket`] answers `credential-process --daemon-socket`; [`http`]
+//! is the connection handling they all run on.
 
 pub mod asked;
+pub mod daemon_socket;
 pub mod ecs;
 pub mod host;
 pub mod http;

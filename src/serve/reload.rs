@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::daemon_socket;
 use super::role::{RoleState, ServedRole};
 use super::running::{
     LiveListener, LiveRole, Running, new_token, open, ops_connections, ops_routes, site_for,
@@ -33,7 +34,31 @@ impl Running {
     /// nothing changed. One reload at a time: the caller serialises them.
     pub async fn reload(&self, plan: Plan) -> Result<Vec<String>> {
         let mut problems = Vec::new();
-        let mut sockets = self.open_new_sockets(&plan)?;
+        let mut daemon_sockets = {
+            let served = self.lock();
+            let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+            daemon_socket::open_new_files(&plan.daemon_sockets, &served.daemon_sockets, &spare)?
+        };
+        let mut sockets = match self.open_new_sockets(&plan) {
+            Ok(sockets) => sockets,
+            Err(e) => {
+                for socket in &mut daemon_sockets {
+                    socket.close();
+                }
+                return Err(e);
+            }
+        };
+        {
+            let served = self.lock();
+            let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+            daemon_socket::take_passed(
+                &plan.daemon_sockets,
+                &served.daemon_sockets,
+                &mut spare,
+                &mut daemon_sockets,
+                &mut problems,
+            );
+        }
 
         // New refreshers for every role, all fetching at once; each is waited for until
         // one shared deadline.
@@ -198,6 +223,16 @@ impl Running {
             }
         }
         served.listeners = listeners;
+        served.daemon_sockets = daemon_socket::reconcile(
+            std::mem::take(&mut served.daemon_sockets),
+            daemon_sockets,
+            &plan.daemon_sockets,
+            &|i| by_index[i].map(|r| r.role.clone()),
+            self.accepting
+                .load(Ordering::SeqCst)
+                .then_some(&self.connections),
+            &mut problems,
+        );
         self.reload_ops(served, &plan, &mut sockets);
         self.resize(plan.max_connections);
         Ok(problems)

@@ -26,6 +26,8 @@ pub struct Documents {
     serve_until: SystemTime,
     pub imds: bytes::Bytes,
     pub ecs: bytes::Bytes,
+    /// The `credential_process` output, for the daemon socket.
+    pub process: bytes::Bytes,
 }
 
 impl RoleState {
@@ -55,6 +57,7 @@ impl RoleState {
             serve_until: refresh::serve_until(&credentials, received).into(),
             imds: credentials.imds_json(received).into(),
             ecs: credentials.ecs_json().into(),
+            process: credentials.process_json().into(),
             credentials,
         });
         *cache = Some(documents.clone());

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use super::daemon_socket::{self, LiveDaemonSocket};
 use super::ecs;
 use super::http::{self, Connections, Listener};
 use super::metrics::Metrics;
@@ -54,6 +55,7 @@ pub(super) struct Served {
     pub ops_routes: Option<Arc<Swappable<Ops>>>,
     pub allowed_hosts: Arc<Vec<String>>,
     pub cert_expiry_warning_days: u32,
+    pub daemon_sockets: Vec<LiveDaemonSocket>,
 }
 
 /// A role and its ECS token.
@@ -264,6 +266,10 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
         )),
         None => None,
     };
+    let mut daemon_sockets = Vec::with_capacity(plan.daemon_sockets.len());
+    for socket in &plan.daemon_sockets {
+        daemon_sockets.push(daemon_socket::open(socket, &mut spare)?);
+    }
     for unused in &spare {
         tracing::warn!(socket = %unused.name, "a passed socket is not used by any listener");
     }
@@ -299,6 +305,9 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
         );
         listener.routes = Some(Arc::new(Swappable::new(site)));
     }
+    for (socket, socket_plan) in daemon_sockets.iter_mut().zip(&plan.daemon_sockets) {
+        socket.set_access(socket_plan, &|i| by_index[i].map(|r| r.role.clone()));
+    }
     let ops_routes = ops.as_mut().map(|ops| {
         let routes = Arc::new(Swappable::new(ops_routes(&roles, &listeners, &metrics)));
         ops.accept(routes.clone(), ops_connections(&connections));
@@ -312,6 +321,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
             ops_routes,
             allowed_hosts,
             cert_expiry_warning_days: plan.cert_expiry_warning_days,
+            daemon_sockets,
         }),
         accepting: AtomicBool::new(false),
         connections,
@@ -380,6 +390,9 @@ impl Running {
                 listener.accept(routes, self.connections.clone());
             }
         }
+        for socket in &mut served.daemon_sockets {
+            socket.accept(&self.connections);
+        }
         self.accepting.store(true, Ordering::SeqCst);
     }
 
@@ -389,6 +402,16 @@ impl Running {
             .listeners
             .iter()
             .map(LiveListener::view)
+            .collect()
+    }
+
+    /// Where the daemon sockets are.
+    pub fn daemon_sockets(&self) -> Vec<String> {
+        let served = self.lock();
+        served
+            .daemon_sockets
+            .iter()
+            .map(|s| s.endpoint.to_string())
             .collect()
     }
 
@@ -500,6 +523,9 @@ impl Running {
         let served = &mut *guard;
         for listener in served.listeners.iter_mut().chain(served.ops.as_mut()) {
             listener.close();
+        }
+        for socket in &mut served.daemon_sockets {
+            socket.close();
         }
     }
 

@@ -6,6 +6,7 @@ mod cli_compat;
 mod common;
 mod conformance;
 mod credential_process;
+mod daemon_socket;
 mod demo;
 mod emulator;
 mod emulator_clients;

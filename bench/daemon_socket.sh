@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Benchmark: `credential-process --daemon-socket` (one process start and one round trip to a
+# running `serve`) beside a direct `credential-process` call (process start, key, signature,
+# TLS, CreateSession against the local emulator) and beside the bare process start of the same
+# binary (`version`), all in the same run, taking turns, with a P-256 key.
+#
+#   bench/daemon_socket.sh [RUNS]     (default 50 runs per case)
+#
+# Prints, per case, the median wall time and CPU time (user+sys) of the whole process, from
+# posix_spawn to wait4 (no shell or GNU time in between: at these sizes they would be most of
+# the figure), and the median peak RSS from a few further runs under GNU time; then PASS/FAIL
+# for the goal: at most 2 ms wall per socket call, process start included. Every credential
+# call must print credentials, or the benchmark stops. Also prints how many refreshes the
+# daemon made during the run (the socket calls make no CreateSession: the answers come from
+# its memory). Not a test: the figures go in the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-50}
+
+if ! command -v /usr/bin/time >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+fi
+cargo build --release --quiet
+bin=$(pwd)/target/release/rolesanywhere-helper
+work=$(mktemp -d)
+trap 'kill $serve $emu 2>/dev/null || true; rm -rf "$work"' EXIT
+
+ta=arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/bench
+pr=arn:aws:rolesanywhere:us-east-1:111122223333:profile/bench
+role=arn:aws:iam::111122223333:role/bench
+
+dir="$work/p256"
+"$bin" pki init "$dir" --key-type p256 >/dev/null
+"$bin" emulate --trust-anchor "$dir/root-ca.pem" --port 0 >"$work/emu.out" 2>"$work/emu.err" &
+emu=$!
+for _ in $(seq 100); do grep -q '^listening on ' "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
+url=$(sed -n 's/^listening on //p' "$work/emu.out" | head -1)
+ca=$(grep -o '/[^ ]*\.pem' "$work/emu.out" | head -1)
+[ -n "$url" ] && [ -f "$ca" ] || { echo "emulator did not start"; cat "$work/emu.err"; exit 1; }
+export AWS_CA_BUNDLE=$ca
+flags=(--certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" --trust-anchor-arn "$ta"
+  --profile-arn "$pr" --role-arn "$role" --endpoint "$url")
+
+socket="$work/daemon.sock"
+"$bin" serve "${flags[@]}" --port 0 --daemon-socket "$socket" 2>"$work/serve.err" &
+serve=$!
+for _ in $(seq 200); do grep -q '^serving credentials' "$work/serve.err" 2>/dev/null && break; sleep 0.05; done
+grep -q '^serving credentials' "$work/serve.err" || { echo "serve did not start"; cat "$work/serve.err"; exit 1; }
+refreshes() { grep -c 'credentials refreshed' "$work/serve.err" || true; }
+before=$(refreshes)
+
+python3 - "$runs" "$work" process-start "$bin" version \
+  --next daemon-socket "$bin" credential-process --daemon-socket "$socket" \
+  --next direct "$bin" credential-process "${flags[@]}" >"$work/results" <<'PY'
+import json, os, statistics, subprocess, sys, time
+runs, work, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+cases, case = [], []
+for arg in args + ["--next"]:
+    if arg == "--next":
+        cases.append((case[0], case[1:]))
+        case = []
+    else:
+        case.append(arg)
+out_path = work + "/out"
+
+def once(label, cmd):
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    start = time.perf_counter()
+    pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, fd, 1)])
+    _, status, usage = os.wait4(pid, 0)
+    wall = (time.perf_counter() - start) * 1000
+    os.close(fd)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{label} failed")
+    if label != "process-start" and not json.load(open(out_path)).get("AccessKeyId"):
+        sys.exit(f"{label} printed no credentials")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000
+
+figures = {label: ([], []) for label, _ in cases}
+for _ in range(runs):
+    for label, cmd in cases:
+        wall, cpu = once(label, cmd)
+        figures[label][0].append(wall)
+        figures[label][1].append(cpu)
+for label, cmd in cases:
+    rss = []
+    for _ in range(5):
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", work + "/rss", *cmd],
+                       stdout=subprocess.DEVNULL, check=True)
+        rss.append(int(open(work + "/rss").read().split()[-1]))
+    wall, cpu = figures[label]
+    print(f"{label} {statistics.median(cpu):.2f} {statistics.median(wall):.2f} {statistics.median(rss):.0f}")
+PY
+after=$(refreshes)
+
+python3 - "$work/results" "$runs" "$before" "$after" <<'PY'
+import sys
+rows = {l.split()[0]: list(map(float, l.split()[1:])) for l in open(sys.argv[1]) if l.strip()}
+print("%-16s %8s %8s %8s" % ("case", "cpu ms", "wall ms", "rss MiB"))
+for name, row in rows.items():
+    print("%-16s %8.2f %8.2f %8.1f" % (name, row[0], row[1], row[2] / 1024))
+sock, direct = rows["daemon-socket"], rows["direct"]
+print("(medians of %s runs; daemon-socket / direct: %.2fx cpu, %.2fx wall)"
+      % (sys.argv[2], sock[0] / direct[0], sock[1] / direct[1]))
+print("daemon refreshes during the run: %d" % (int(sys.argv[4]) - int(sys.argv[3])))
+print()
+print("%-4s %-40s %.2f ms" % ("PASS" if sock[1] <= 2.0 else "FAIL", "daemon-socket wall <= 2 ms per call", sock[1]))
+PY
