@@ -34,8 +34,13 @@ fn commit() -> Option<String> {
     git(&["rev-parse", "HEAD"]).filter(|hash| hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Asks cargo to run this again when `path` changes. Only a file that exists is named:
+/// cargo runs the script on every build while a named file is missing (a ref that is only
+/// in packed-refs has no file of its own, and a fresh clone may have no packed-refs).
 fn watch(path: &Path) {
-    println!("cargo:rerun-if-changed={}", path.display());
+    if path.exists() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
 }
 
 /// The trimmed output of a successful `git ARGS` in the crate's directory.
