@@ -205,16 +205,24 @@ for command in "${commands[@]}"; do
   case "$command" in
     "sudo apt install ./$deb")
       if [ "${CI:-}" = true ] || [ "${RA_PACKAGING_INSTALL:-}" = 1 ]; then
-        ran="${command#sudo }"
-        [ "$(id -u)" -eq 0 ] || ran=$command
-        if (cd dist && DEBIAN_FRONTEND=noninteractive $ran -y -qq >/dev/null 2>"$work/apt.err"); then
+        if [ "$(id -u)" -ne 0 ]; then
+          fail "README: '$command' is run for real only as root"
+          continue
+        fi
+        # As root, without the sudo; what an earlier, interrupted run may have left goes first.
+        if dpkg -s rolesanywhere-helper >/dev/null 2>&1; then
+          DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq rolesanywhere-helper >/dev/null
+        fi
+        if (cd dist && DEBIAN_FRONTEND=noninteractive ${command#sudo } -y -qq >/dev/null 2>"$work/apt.err"); then
           installed=1
+          # Installed, and nothing enabled: no link to a unit of the package anywhere in /etc.
           [ "$(stat -c '%a %U:%G' /etc/rolesanywhere-helper/config.toml)" = "640 root:rolesanywhere-helper" ] &&
-            [ -x /usr/bin/rolesanywhere-helper ] && [ "$(/usr/bin/rolesanywhere-helper version)" = "$version" ] &&
-            ! systemctl is-enabled rolesanywhere-helper.service >/dev/null 2>&1 &&
-            ok "README: '$command' installs it (config 0640 root:rolesanywhere-helper, unit not enabled)" ||
+            [ "$(/usr/bin/rolesanywhere-helper version)" = "$version" ] &&
+            [ -f /usr/lib/systemd/system/rolesanywhere-helper.service ] &&
+            [ -z "$(find /etc/systemd -name 'rolesanywhere-helper*')" ] &&
+            ok "README: '$command' installs it (config 0640 root:rolesanywhere-helper, no unit enabled)" ||
             fail "README: '$command' installed something else"
-          # A changed config survives reinstalling the package.
+          # A changed config survives installing the package again.
           echo "# changed here" >>/etc/rolesanywhere-helper/config.toml
           (cd dist && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "./$deb" >/dev/null 2>&1)
           grep -qx '# changed here' /etc/rolesanywhere-helper/config.toml &&
