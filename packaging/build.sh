@@ -18,13 +18,14 @@ export PATH="$root/packaging/.venv/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 triple=x86_64-unknown-linux-gnu
 cargo zigbuild --release --locked --quiet --target "$triple.2.17"
-binary="target/$triple/release/rolesanywhere-helper"
 
-# Package metadata from Cargo.toml.
+# Package metadata from Cargo.toml, and where cargo builds (CARGO_TARGET_DIR or target/).
 meta=$(cargo metadata --no-deps --format-version 1 --locked)
 field() {
-  python3 -c 'import json,sys; p=[p for p in json.load(sys.stdin)["packages"] if p["name"]=="rolesanywhere-helper"][0]; print(p[sys.argv[1]])' "$1" <<<"$meta"
+  python3 -c 'import json,sys; m=json.load(sys.stdin); p=[p for p in m["packages"] if p["name"]=="rolesanywhere-helper"][0]; print(m[sys.argv[1]] if sys.argv[1] in m else p[sys.argv[1]])' "$1" <<<"$meta"
 }
+target_dir=$(field target_directory)
+binary="$target_dir/$triple/release/rolesanywhere-helper"
 PKG_NAME=$(field name)
 PKG_VERSION=$(field version)
 PKG_DESCRIPTION=$(field description)
@@ -32,7 +33,9 @@ PKG_LICENSE=$(field license)
 export PKG_NAME PKG_VERSION PKG_DESCRIPTION PKG_LICENSE
 
 # The staged tree the packages and the tarball are made from.
-STAGE="$root/target/package/stage" # named in packaging/nfpm.yaml
+PKG_STAGE="$target_dir/package/stage"
+export PKG_STAGE
+STAGE=$PKG_STAGE
 rm -rf "$STAGE" dist
 mkdir -p "$STAGE/man" "$STAGE/completions" "$STAGE/units" dist
 install -m 0755 "$binary" "$STAGE/rolesanywhere-helper"
@@ -61,21 +64,22 @@ grep -q '^ExecStart=/usr/bin/rolesanywhere-helper ' "$STAGE/units/rolesanywhere-
   exit 1
 }
 
-# nfpm expands variables in only some fields (not `license`): the metadata is written into
-# a copy of its file, each value as a quoted YAML string.
-python3 - packaging/nfpm.yaml target/package/nfpm.yaml <<'PY'
+# nfpm expands variables in only some fields (not `license`, nor `contents`): the metadata
+# and the staged tree's path are written into a copy of its file.
+python3 - packaging/nfpm.yaml "$target_dir/package/nfpm.yaml" <<'PY'
 import json, os, re, sys
 text = open(sys.argv[1]).read()
-text = re.sub(r"\$\{(PKG_[A-Z]+)\}", lambda m: json.dumps(os.environ[m.group(1)]), text)
+# Escaped as in a JSON string, which is also a YAML double-quoted one.
+text = re.sub(r"\$\{(PKG_[A-Z]+)\}", lambda m: json.dumps(os.environ[m.group(1)])[1:-1], text)
 open(sys.argv[2], "w").write(text)
 PY
-nfpm package --config target/package/nfpm.yaml --packager deb --target dist/ >/dev/null
-nfpm package --config target/package/nfpm.yaml --packager rpm --target dist/ >/dev/null
+nfpm package --config "$target_dir/package/nfpm.yaml" --packager deb --target dist/ >/dev/null
+nfpm package --config "$target_dir/package/nfpm.yaml" --packager rpm --target dist/ >/dev/null
 
 # The tarball: the binary, the units and config of systemd/ as its README installs them
 # (binary in /usr/local/bin), man pages and completions.
 tree="$PKG_NAME-$PKG_VERSION-x86_64-linux-gnu"
-tar_root="$root/target/package/tar"
+tar_root="$target_dir/package/tar"
 rm -rf "$tar_root"
 mkdir -p "$tar_root/$tree/man/man1" "$tar_root/$tree/completions" "$tar_root/$tree/systemd"
 install -m 0755 "$STAGE/rolesanywhere-helper" "$tar_root/$tree/"
