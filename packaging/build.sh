@@ -22,9 +22,9 @@ cargo zigbuild --release --locked --quiet --target "$triple.2.17"
 # Package metadata from Cargo.toml, and where cargo builds (CARGO_TARGET_DIR or target/).
 meta=$(cargo metadata --no-deps --format-version 1 --locked)
 field() {
-  python3 -c 'import json,sys; m=json.load(sys.stdin); p=[p for p in m["packages"] if p["name"]=="rolesanywhere-helper"][0]; print(m[sys.argv[1]] if sys.argv[1] in m else p[sys.argv[1]])' "$1" <<<"$meta"
+  python3 -c 'import json,sys; p=[p for p in json.load(sys.stdin)["packages"] if p["name"]=="rolesanywhere-helper"][0]; print(p[sys.argv[1]])' "$1" <<<"$meta"
 }
-target_dir=$(field target_directory)
+target_dir=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' <<<"$meta")
 binary="$target_dir/$triple/release/rolesanywhere-helper"
 PKG_NAME=$(field name)
 PKG_VERSION=$(field version)
