@@ -41,7 +41,9 @@ tarball="rolesanywhere-helper-${version}-x86_64-linux-gnu.tar.gz"
 for f in "$deb" "$rpm" "$tarball" SHA256SUMS; do
   [ -f "dist/$f" ] || fail "dist/$f was not made"
 done
-(cd dist && sha256sum --quiet -c SHA256SUMS) && ok "SHA256SUMS matches dist/" || fail "SHA256SUMS"
+((failures == 0)) || exit 1
+[ "$(awk '{ print $2 }' dist/SHA256SUMS | sort)" = "$(printf '%s\n' "$deb" "$rpm" "$tarball" | sort)" ] &&
+  (cd dist && sha256sum --quiet -c SHA256SUMS) && ok "SHA256SUMS holds the three files' checksums" || fail "SHA256SUMS"
 
 # Every file of both packages: mode, owner:group, path. The zsh completion and the licence
 # sit where each family looks for them.
@@ -56,6 +58,7 @@ common=(
   "-rw-r--r-- root:root /usr/share/bash-completion/completions/rolesanywhere-helper"
   "-rw-r--r-- root:root /usr/share/fish/vendor_completions.d/rolesanywhere-helper.fish"
   "-rw-r--r-- root:root /usr/share/doc/rolesanywhere-helper/README.md"
+  "-rw-r--r-- root:root /usr/share/doc/rolesanywhere-helper/systemd/README.md"
 )
 for page in "" -completion -credential-process -demo -emulate -pki -pki-init \
   -read-certificate-data -serve -sign-string -update -version; do
