@@ -29,7 +29,9 @@ pub use key::{DigestArg, FormatArg, KeyArgs, ReadCertificateDataArgs, SignString
 #[derive(Args, Debug)]
 // A flag given twice takes its last value, as with the official helper's flag parser, so
 // that wrapper scripts can append overrides.
-#[command(version, about, long_about = None, args_override_self = true)]
+// `--version` adds the commit of a release build (build.rs); `-V` and `version` print the
+// version alone.
+#[command(version, long_version = env!("RA_LONG_VERSION"), about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
