@@ -32,4 +32,5 @@ pub mod serve;
 pub mod signals;
 pub mod sigv4x509;
 pub mod systemd;
+pub mod tpm;
 pub mod x509;

@@ -1,0 +1,239 @@
+//! The way to the TPM: `$TPM_DEVICE` (a character device, or a Unix socket such as
+//! swtpm's), else the kernel's resource manager `/dev/tpmrm0`, else the raw `/dev/tpm0`.
+//!
+//! The device is opened for one signature and closed after it. Through `/dev/tpmrm0`
+//! the kernel flushes whatever a process left loaded when it closes the file; the raw
+//! device and a socket have no such manager, which is why every object this helper
+//! loads is flushed explicitly (see [`super::session`]).
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::TpmError;
+use super::rc::{self, Class};
+use super::wire::{self, Command, MAX_RESPONSE, Malformed, Response};
+
+/// The environment variable naming the TPM, as the official helper reads it.
+pub const DEVICE_ENV: &str = "TPM_DEVICE";
+/// The devices tried, in order, when `$TPM_DEVICE` is not set.
+pub const DEFAULT_DEVICES: [&str; 2] = ["/dev/tpmrm0", "/dev/tpm0"];
+/// How long one command may take: an RSA-2048 signature or a primary key made on a slow
+/// hardware TPM takes about a second; a TPM that does not answer within this is stuck.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts of a command the TPM answers with "busy" (see [`Class::Retry`]), and the
+/// first pause between them, doubled each time (0.05 + 0.1 + ... = 1.55 s in all).
+const BUSY_ATTEMPTS: u32 = 6;
+const BUSY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Where the TPM is: `$TPM_DEVICE` as given, or the first default device that exists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevicePath {
+    pub path: PathBuf,
+    /// True when `$TPM_DEVICE` named it.
+    pub from_env: bool,
+}
+
+impl DevicePath {
+    /// The device of this process's environment.
+    pub fn from_env() -> Result<Self, TpmError> {
+        Self::resolve(std::env::var_os(DEVICE_ENV).map(PathBuf::from), |p| {
+            p.exists()
+        })
+    }
+
+    /// `env` (the value of `$TPM_DEVICE`) when set and not empty, else the first of
+    /// [`DEFAULT_DEVICES`] that `exists`.
+    pub fn resolve(
+        env: Option<PathBuf>,
+        exists: impl Fn(&Path) -> bool,
+    ) -> Result<Self, TpmError> {
+        if let Some(path) = env.filter(|p| !p.as_os_str().is_empty()) {
+            return Ok(Self {
+                path,
+                from_env: true,
+            });
+        }
+        DEFAULT_DEVICES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| exists(p))
+            .map(|path| Self {
+                path,
+                from_env: false,
+            })
+            .ok_or(TpmError::NoDevice)
+    }
+
+    /// `$TPM_DEVICE=/x` or `/dev/tpmrm0`, for messages.
+    pub fn describe(&self) -> String {
+        if self.from_env {
+            format!("${DEVICE_ENV}={}", self.path.display())
+        } else {
+            self.path.display().to_string()
+        }
+    }
+}
+
+/// An open connection to the TPM.
+pub struct Device {
+    path: DevicePath,
+    link: Link,
+}
+
+enum Link {
+    /// A character device: one write sends a command, one read returns its answer.
+    Char(std::fs::File),
+    /// A stream socket (swtpm's `--server type=unixio`): the answer is read by its size.
+    Socket(UnixStream),
+}
+
+impl Device {
+    /// Opens `path`. A raw `/dev/tpm0` that another process holds answers `EBUSY`: that
+    /// is retried like a busy TPM.
+    pub fn open(path: &DevicePath) -> Result<Self, TpmError> {
+        let mut pause = BUSY_PAUSE;
+        for attempt in 1.. {
+            match Self::try_open(path) {
+                Err(TpmError::Open { source, .. })
+                    if source.raw_os_error() == Some(libc::EBUSY) && attempt < BUSY_ATTEMPTS =>
+                {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn try_open(path: &DevicePath) -> Result<Self, TpmError> {
+        let open_error = |source| TpmError::Open {
+            device: path.describe(),
+            source,
+        };
+        let meta = std::fs::metadata(&path.path).map_err(open_error)?;
+        let link = if meta.file_type().is_socket() {
+            let stream = UnixStream::connect(&path.path).map_err(open_error)?;
+            stream
+                .set_read_timeout(Some(COMMAND_TIMEOUT))
+                .map_err(open_error)?;
+            stream
+                .set_write_timeout(Some(COMMAND_TIMEOUT))
+                .map_err(open_error)?;
+            Link::Socket(stream)
+        } else {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path.path)
+                .map_err(open_error)?;
+            Link::Char(file)
+        };
+        Ok(Self {
+            path: path.clone(),
+            link,
+        })
+    }
+
+    /// The device, for messages.
+    pub fn describe(&self) -> String {
+        self.path.describe()
+    }
+
+    /// Sends `command` and returns its answer split, retrying while the TPM says it is
+    /// busy. `name` is the command's name for messages; `handles` the number of handles
+    /// its answer carries.
+    pub fn run(
+        &mut self,
+        name: &'static str,
+        command: &Command,
+        handles: usize,
+    ) -> Result<Response, TpmError> {
+        let bytes = command.encode();
+        let mut pause = BUSY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            let answer = self.transact(&bytes)?;
+            match wire::response(&answer, handles) {
+                Ok(response) => return Ok(response),
+                Err(Ok(code)) if rc::class(code) == Class::Retry && attempt < BUSY_ATTEMPTS => {
+                    tracing::debug!(command = name, code = %rc::describe(code), attempt, "the TPM is busy; retrying");
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                    attempt += 1;
+                }
+                Err(Ok(code)) => {
+                    return Err(TpmError::Code {
+                        command: name,
+                        code,
+                    });
+                }
+                Err(Err(malformed)) => return Err(self.malformed(malformed)),
+            }
+        }
+    }
+
+    fn malformed(&self, malformed: Malformed) -> TpmError {
+        TpmError::Malformed {
+            device: self.describe(),
+            problem: malformed,
+        }
+    }
+
+    /// One command out, one answer in.
+    fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>, TpmError> {
+        let device = self.path.describe();
+        let io_error = |source| TpmError::Io {
+            device: device.clone(),
+            source,
+        };
+        match &mut self.link {
+            Link::Char(file) => {
+                file.write_all(command).map_err(io_error)?;
+                let mut answer = vec![0u8; MAX_RESPONSE];
+                let n = file.read(&mut answer).map_err(io_error)?;
+                answer.truncate(n);
+                Ok(answer)
+            }
+            Link::Socket(stream) => {
+                stream.write_all(command).map_err(io_error)?;
+                let mut header = [0u8; 10];
+                stream.read_exact(&mut header).map_err(io_error)?;
+                let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                if !(10..=MAX_RESPONSE).contains(&size) {
+                    return Err(TpmError::Malformed {
+                        device,
+                        problem: Malformed("its size is out of range"),
+                    });
+                }
+                let mut answer = header.to_vec();
+                answer.resize(size, 0);
+                stream.read_exact(&mut answer[10..]).map_err(io_error)?;
+                Ok(answer)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tpm_device_wins_then_the_resource_manager_then_the_raw_device() {
+        let given = DevicePath::resolve(Some("/run/swtpm/sock".into()), |_| false).unwrap();
+        assert_eq!(given.describe(), "$TPM_DEVICE=/run/swtpm/sock");
+        let rm = DevicePath::resolve(Some("".into()), |_| true).unwrap();
+        assert_eq!(rm.path, Path::new("/dev/tpmrm0"));
+        let raw = DevicePath::resolve(None, |p| p == Path::new("/dev/tpm0")).unwrap();
+        assert_eq!(raw.describe(), "/dev/tpm0");
+        assert!(matches!(
+            DevicePath::resolve(None, |_| false),
+            Err(TpmError::NoDevice)
+        ));
+    }
+}
