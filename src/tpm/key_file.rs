@@ -55,30 +55,36 @@ pub fn parse(der: &[u8]) -> Result<KeyFile, KeyFileError> {
     let der = normalise_empty_auth(der);
     let malformed = |e: der::Error| KeyFileError::Malformed(e.to_string());
     let mut reader = SliceReader::new(&der).map_err(malformed)?;
+    // The closure reads every field, also of a key it then refuses: the reader checks
+    // that the SEQUENCE was read to its end.
     let key = reader
         .sequence(|r| {
             let kind = ObjectIdentifier::decode(r)?;
             if kind != LOADABLE_KEY {
+                while !r.is_finished() {
+                    r.tlv_bytes()?;
+                }
                 return Ok(Err(KeyFileError::NotLoadable(kind.to_string())));
             }
             let empty_auth = ContextSpecific::<bool>::decode_explicit(r, TagNumber(0))?
                 .is_some_and(|c| c.value);
             // Optional fields before the parent, each in its context-specific tag.
+            let mut refused = None;
             while let Tag::ContextSpecific { number, .. } = Tag::peek(r)? {
-                let refused = match number.0 {
+                refused = refused.or(match number.0 {
                     1 => Some("a policy"),
                     2 => Some("an imported secret"),
                     3 => Some("an authPolicy"),
                     _ => None,
-                };
-                if let Some(what) = refused {
-                    return Ok(Err(KeyFileError::Policy(what)));
-                }
+                });
                 r.tlv_bytes()?;
             }
             let parent = u32::decode(r)?;
             let public = <&OctetStringRef>::decode(r)?.as_bytes().to_vec();
             let private = <&OctetStringRef>::decode(r)?.as_bytes().to_vec();
+            if let Some(what) = refused {
+                return Ok(Err(KeyFileError::Policy(what)));
+            }
             Ok(Ok(KeyFile {
                 empty_auth,
                 parent,
