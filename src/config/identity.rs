@@ -197,7 +197,7 @@ fn tpm_options(
         no_password,
         device: inputs
             .env
-            .nonempty(crate::tpm::device::DEVICE_ENV)
+            .nonempty(crate::tpm::device_path::DEVICE_ENV)
             .map(PathBuf::from),
         explicit,
     })

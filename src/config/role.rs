@@ -148,7 +148,10 @@ fn merge(
         flag(&key.tpm_key_password_file, "--tpm-key-password-file")
             .map(|s| s.map(PasswordSource::File)),
         env.get(TPM_PASSWORD_ENV).map(|v| {
-            Sourced::new(PasswordSource::Text(v.into()), Origin::Env(TPM_PASSWORD_ENV))
+            Sourced::new(
+                PasswordSource::Text(v.into()),
+                Origin::Env(TPM_PASSWORD_ENV),
+            )
         }),
         in_file!(tpm_key_password_file).map(|s| s.map(PasswordSource::File)),
     ]);

@@ -30,8 +30,7 @@ pub fn key_and_certificates(
     };
     let cert_bytes = read(Role::Certificate, &cert_path)?;
     let Some(certs) = certificates(Role::Certificate, &cert_path, &cert_bytes)? else {
-        if spec.private_key.is_none() && spec.tpm.handle.is_none() && !pem::is_pem(&cert_bytes)
-        {
+        if spec.private_key.is_none() && spec.tpm.handle.is_none() && !pem::is_pem(&cert_bytes) {
             let (key, certs) = pkcs12_file(spec, &cert_path, &cert_bytes)?;
             return Ok((Signer::File(Arc::new(key)), certs, cert_path));
         }
@@ -107,8 +106,7 @@ pub fn leaf_for_key(
     let public = key.public_key();
     let Some(leaf_index) = certs.iter().position(|c| *c.public_key() == public) else {
         if let Signer::Tpm(tpm) = key
-            && let Some(KeyType::MlDsa(level)) =
-                certs.first().map(|c| c.public_key().key_type())
+            && let Some(KeyType::MlDsa(level)) = certs.first().map(|c| c.public_key().key_type())
         {
             return Err(IdentityError::new(
                 ErrorKind::Unsupported,

@@ -83,7 +83,9 @@ impl Signer {
             && let Ok(blocks) = pem::blocks(bytes)
             && let Some(block) = blocks.iter().find(|b| b.label == TPM_KEY_LABEL)
         {
-            return Ok(Self::Tpm(Arc::new(TpmKey::from_file(path, &block.der, &spec.tpm)?)));
+            return Ok(Self::Tpm(Arc::new(TpmKey::from_file(
+                path, &block.der, &spec.tpm,
+            )?)));
         }
         if let Some(flag) = &spec.tpm.explicit {
             return Err(IdentityError::new(

@@ -1,25 +1,21 @@
-//! The way to the TPM: `$TPM_DEVICE` (a character device, or a Unix socket such as
-//! swtpm's), else the kernel's resource manager `/dev/tpmrm0`, else the raw `/dev/tpm0`.
+//! A connection to the TPM found by [`super::device_path`]: a character device, or a
+//! Unix socket such as swtpm's.
 //!
 //! The device is opened for one signature and closed after it. Through `/dev/tpmrm0`
 //! the kernel flushes whatever a process left loaded when it closes the file; the raw
 //! device and a socket have no such manager, which is why every object this helper
-//! loads is flushed explicitly (see [`super::session`]).
+//! loads is flushed explicitly (see [`super::key`]).
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::FileTypeExt as _;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::device_path::DevicePath;
 use super::error::TpmError;
 use super::rc::{self, Class};
 use super::wire::{self, Command, MAX_RESPONSE, Malformed, Response};
 
-/// The environment variable naming the TPM, as the official helper reads it.
-pub const DEVICE_ENV: &str = "TPM_DEVICE";
-/// The devices tried, in order, when `$TPM_DEVICE` is not set.
-pub const DEFAULT_DEVICES: [&str; 2] = ["/dev/tpmrm0", "/dev/tpm0"];
 /// How long one command may take: an RSA-2048 signature or a primary key made on a slow
 /// hardware TPM takes about a second; a TPM that does not answer within this is stuck.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,55 +23,6 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// first pause between them, doubled each time (0.05 + 0.1 + ... = 1.55 s in all).
 const BUSY_ATTEMPTS: u32 = 6;
 const BUSY_PAUSE: Duration = Duration::from_millis(50);
-
-/// Where the TPM is: `$TPM_DEVICE` as given, or the first default device that exists.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DevicePath {
-    pub path: PathBuf,
-    /// True when `$TPM_DEVICE` named it.
-    pub from_env: bool,
-}
-
-impl DevicePath {
-    /// The device of this process's environment.
-    pub fn from_env() -> Result<Self, TpmError> {
-        Self::resolve(std::env::var_os(DEVICE_ENV).map(PathBuf::from), |p| {
-            p.exists()
-        })
-    }
-
-    /// `env` (the value of `$TPM_DEVICE`) when set and not empty, else the first of
-    /// [`DEFAULT_DEVICES`] that `exists`.
-    pub fn resolve(
-        env: Option<PathBuf>,
-        exists: impl Fn(&Path) -> bool,
-    ) -> Result<Self, TpmError> {
-        if let Some(path) = env.filter(|p| !p.as_os_str().is_empty()) {
-            return Ok(Self {
-                path,
-                from_env: true,
-            });
-        }
-        DEFAULT_DEVICES
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| exists(p))
-            .map(|path| Self {
-                path,
-                from_env: false,
-            })
-            .ok_or(TpmError::NoDevice)
-    }
-
-    /// `$TPM_DEVICE=/x` or `/dev/tpmrm0`, for messages.
-    pub fn describe(&self) -> String {
-        if self.from_env {
-            format!("${DEVICE_ENV}={}", self.path.display())
-        } else {
-            self.path.display().to_string()
-        }
-    }
-}
 
 /// An open connection to the TPM.
 pub struct Device {
@@ -216,24 +163,5 @@ impl Device {
                 Ok(answer)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tpm_device_wins_then_the_resource_manager_then_the_raw_device() {
-        let given = DevicePath::resolve(Some("/run/swtpm/sock".into()), |_| false).unwrap();
-        assert_eq!(given.describe(), "$TPM_DEVICE=/run/swtpm/sock");
-        let rm = DevicePath::resolve(Some("".into()), |_| true).unwrap();
-        assert_eq!(rm.path, Path::new("/dev/tpmrm0"));
-        let raw = DevicePath::resolve(None, |p| p == Path::new("/dev/tpm0")).unwrap();
-        assert_eq!(raw.describe(), "/dev/tpm0");
-        assert!(matches!(
-            DevicePath::resolve(None, |_| false),
-            Err(TpmError::NoDevice)
-        ));
     }
 }

@@ -1,7 +1,7 @@
 //! What can go wrong talking to the TPM, and how each failure reads and whether a daemon
 //! should try again ([`TpmError::kind`]).
 
-use super::device::{DEFAULT_DEVICES, DEVICE_ENV};
+use super::device_path::{DEFAULT_DEVICES, DEVICE_ENV};
 use super::rc::{self, Class};
 use super::wire::Malformed;
 use crate::identity_error::ErrorKind;
@@ -46,9 +46,7 @@ impl TpmError {
             Self::Open { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 "run as a member of the group that owns it (tss on most distributions); under systemd, DeviceAllow=/dev/tpmrm0 rw and SupplementaryGroups=tss"
             }
-            Self::Open { .. } => {
-                "set $TPM_DEVICE to the TPM's character device or swtpm's socket"
-            }
+            Self::Open { .. } => "set $TPM_DEVICE to the TPM's character device or swtpm's socket",
             Self::Io { .. } => "check the TPM (or that swtpm is running)",
             Self::Malformed { .. } => "check that it is a TPM 2.0 device",
             Self::Code { .. } => "check the key, its parent and the TPM",

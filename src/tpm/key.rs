@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use super::commands::{self, Signature};
-use super::device::{Device, DevicePath};
+use super::device::Device;
+use super::device_path::DevicePath;
 use super::error::TpmError;
 use super::key_file::{self, KeyFile};
 use super::public::{self, TpmPublic};
@@ -150,7 +151,11 @@ impl TpmKey {
                 IdentityError::new(
                     ErrorKind::ObjectAbsent,
                     &input,
-                    format!("does not exist in the TPM at {} ({})", tpm.describe(), rc::describe(code)),
+                    format!(
+                        "does not exist in the TPM at {} ({})",
+                        tpm.describe(),
+                        rc::describe(code)
+                    ),
                     "make it persistent with tpm2_evictcontrol, or give the right handle",
                 )
             }
@@ -224,7 +229,7 @@ impl TpmKey {
                 &input,
                 format!(
                     "had its password{} refused by the TPM before; it is not sent again, since each wrong attempt counts towards the TPM's lockout",
-                    self.from_origin()
+                    self.password_source()
                 ),
                 "correct the password and restart",
             ));
@@ -259,7 +264,7 @@ impl TpmKey {
                     &input,
                     format!(
                         "was refused its password{} by the TPM ({}); it is not sent again, since each wrong attempt counts towards the TPM's lockout",
-                        self.from_origin(),
+                        self.password_source(),
                         rc::describe(code)
                     ),
                     "correct the password",
@@ -356,7 +361,7 @@ impl TpmKey {
     }
 
     /// ` from --tpm-key-password-file /x`, or nothing for the empty password.
-    fn from_origin(&self) -> String {
+    fn password_source(&self) -> String {
         if self.password_origin.is_empty() {
             " (empty)".to_owned()
         } else {
@@ -432,7 +437,10 @@ fn file_password(
         )),
         (Some(given), false, _) => Ok((given.secret.clone(), given.origin.clone())),
         (None, true, _) | (None, false, true) => Ok((Secret::from(String::new()), String::new())),
-        (None, false, false) => Err(password_needed(input, "has a password (emptyAuth is not set)")),
+        (None, false, false) => Err(password_needed(
+            input,
+            "has a password (emptyAuth is not set)",
+        )),
     }
 }
 
@@ -446,7 +454,8 @@ fn password_needed(input: &str, problem: &str) -> IdentityError {
 }
 
 fn device_path(input: &str, options: &TpmOptions) -> Result<DevicePath, IdentityError> {
-    DevicePath::resolve(options.device.clone(), Path::exists).map_err(|e| tpm_error(input, &e))
+    DevicePath::resolve(options.device.clone(), Path::exists)
+        .ok_or_else(|| tpm_error(input, &TpmError::NoDevice))
 }
 
 /// A TPM failure about the key `input`, as one line.
@@ -490,7 +499,10 @@ mod tests {
         };
         let e = file_password("TPM key k", true, &given).unwrap_err();
         assert!(e.to_string().contains("has no password (emptyAuth)"), "{e}");
-        assert_eq!(file_password("k", false, &given).unwrap().0.expose(), "1234");
+        assert_eq!(
+            file_password("k", false, &given).unwrap().0.expose(),
+            "1234"
+        );
         assert_eq!(file_password("k", true, &none).unwrap().0.expose(), "");
         assert_eq!(file_password("k", false, &declared).unwrap().0.expose(), "");
         let e = file_password("TPM key k", false, &none).unwrap_err();

@@ -66,8 +66,8 @@ pub fn parse(der: &[u8]) -> Result<KeyFile, KeyFileError> {
                 }
                 return Ok(Err(KeyFileError::NotLoadable(kind.to_string())));
             }
-            let empty_auth = ContextSpecific::<bool>::decode_explicit(r, TagNumber(0))?
-                .is_some_and(|c| c.value);
+            let empty_auth =
+                ContextSpecific::<bool>::decode_explicit(r, TagNumber(0))?.is_some_and(|c| c.value);
             // Optional fields before the parent, each in its context-specific tag.
             let mut refused = None;
             while let Tag::ContextSpecific { number, .. } = Tag::peek(r)? {
@@ -95,8 +95,7 @@ pub fn parse(der: &[u8]) -> Result<KeyFile, KeyFileError> {
         .map_err(malformed)??;
     reader.finish().map_err(malformed)?;
     for (blob, what) in [(&key.public, "pubkey"), (&key.private, "privkey")] {
-        if blob.len() < 2 || usize::from(u16::from_be_bytes([blob[0], blob[1]])) != blob.len() - 2
-        {
+        if blob.len() < 2 || usize::from(u16::from_be_bytes([blob[0], blob[1]])) != blob.len() - 2 {
             return Err(KeyFileError::Malformed(format!(
                 "its {what} size prefix disagrees with its length"
             )));
@@ -157,10 +156,7 @@ mod tests {
     #[test]
     fn policies_and_secrets_are_refused_descriptions_skipped() {
         let policy = [0xA1, 0x04, 0x30, 0x02, 0x30, 0x00];
-        assert_eq!(
-            parse(&file(&policy)),
-            Err(KeyFileError::Policy("a policy"))
-        );
+        assert_eq!(parse(&file(&policy)), Err(KeyFileError::Policy("a policy")));
         let secret = [0xA2, 0x03, 0x04, 0x01, 0x00];
         assert_eq!(
             parse(&file(&secret)),
@@ -184,6 +180,9 @@ mod tests {
         let at = bad_size.len() - 8;
         bad_size[at] = 0x09;
         assert!(matches!(parse(&bad_size), Err(KeyFileError::Malformed(_))));
-        assert!(matches!(parse(b"\x30\x00"), Err(KeyFileError::Malformed(_))));
+        assert!(matches!(
+            parse(b"\x30\x00"),
+            Err(KeyFileError::Malformed(_))
+        ));
     }
 }

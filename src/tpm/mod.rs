@@ -12,6 +12,7 @@
 
 pub mod commands;
 pub mod device;
+pub mod device_path;
 pub mod error;
 pub mod key;
 pub mod key_file;

@@ -38,7 +38,17 @@ pub fn storage_primary_template() -> Vec<u8> {
         t.extend_from_slice(&v.to_be_bytes());
     }
     t.extend_from_slice(&0x0003_0472u32.to_be_bytes());
-    for v in [0, ALG_AES, 128, ALG_CFB, ALG_NULL, ECC_NIST_P256, ALG_NULL, 0, 0] {
+    for v in [
+        0,
+        ALG_AES,
+        128,
+        ALG_CFB,
+        ALG_NULL,
+        ECC_NIST_P256,
+        ALG_NULL,
+        0,
+        0,
+    ] {
         t.extend_from_slice(&u16::to_be_bytes(v));
     }
     t
@@ -132,9 +142,7 @@ fn ec_public_key(curve: u16, x: &[u8], y: &[u8]) -> Result<PublicKey, PublicErro
         ECC_NIST_P384 => 48,
         ECC_NIST_P521 => 66,
         other => {
-            return Err(PublicError::Unsupported(format!(
-                "ECC curve 0x{other:04x}"
-            )));
+            return Err(PublicError::Unsupported(format!("ECC curve 0x{other:04x}")));
         }
     };
     if x.len() > size || y.len() > size {
@@ -190,7 +198,10 @@ mod tests {
         ));
         let mut keyed_hash = area.clone();
         keyed_hash[1] = 0x08;
-        assert!(matches!(parse(&keyed_hash), Err(PublicError::Unsupported(_))));
+        assert!(matches!(
+            parse(&keyed_hash),
+            Err(PublicError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -198,10 +209,12 @@ mod tests {
         let t = storage_primary_template();
         assert_eq!(
             t,
-            hex("0023000B000304720000000600800043001000030010" /* sym, scheme, curve, kdf */)
-                .into_iter()
-                .chain([0, 0, 0, 0])
-                .collect::<Vec<u8>>()
+            hex(
+                "0023000B000304720000000600800043001000030010" /* sym, scheme, curve, kdf */
+            )
+            .into_iter()
+            .chain([0, 0, 0, 0])
+            .collect::<Vec<u8>>()
         );
     }
 }

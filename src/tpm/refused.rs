@@ -26,7 +26,11 @@ static REFUSED: LazyLock<Mutex<Refused>> = LazyLock::new(|| {
 fn digest(key: &[u8; 32], object: &[u8], password: &str) -> Option<[u8; 32]> {
     use hmac::{KeyInit as _, Mac as _};
     let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(key).ok()?;
-    mac.update(&u64::try_from(object.len()).unwrap_or(u64::MAX).to_be_bytes());
+    mac.update(
+        &u64::try_from(object.len())
+            .unwrap_or(u64::MAX)
+            .to_be_bytes(),
+    );
     mac.update(object);
     mac.update(password.as_bytes());
     Some(mac.finalize().into_bytes().into())

@@ -180,7 +180,10 @@ pub fn response(bytes: &[u8], handles: usize) -> Result<Response, Result<u32, Ma
             let len = usize::try_from(len).map_err(|_| Err(Malformed("parameter size")))?;
             r.take(len, "parameter area").map_err(Err)?.to_vec()
         }
-        ST_NO_SESSIONS => r.take(r.bytes.len(), "parameter area").map_err(Err)?.to_vec(),
+        ST_NO_SESSIONS => r
+            .take(r.bytes.len(), "parameter area")
+            .map_err(Err)?
+            .to_vec(),
         _ => return Err(Err(Malformed("unknown tag"))),
     };
     Ok(Response {

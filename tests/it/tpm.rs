@@ -62,13 +62,24 @@ impl Swtpm {
     /// Runs a tpm2-tools command, then flushes what it left loaded: swtpm has no
     /// resource manager, and leaked objects soon fill its three slots.
     fn tool(&self, dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
-        let out = run_ok(self.env(&mut Command::new(require_tool(name))).current_dir(dir).args(args));
-        run_ok(self.env(&mut Command::new(require_tool("tpm2_flushcontext"))).arg("-t"));
+        let out = run_ok(
+            self.env(&mut Command::new(require_tool(name)))
+                .current_dir(dir)
+                .args(args),
+        );
+        run_ok(
+            self.env(&mut Command::new(require_tool("tpm2_flushcontext")))
+                .arg("-t"),
+        );
         out
     }
 
     fn openssl(&self, dir: &Path, args: &[&str]) {
-        run_ok(self.env(&mut Command::new(require_tool("openssl"))).current_dir(dir).args(args));
+        run_ok(
+            self.env(&mut Command::new(require_tool("openssl")))
+                .current_dir(dir)
+                .args(args),
+        );
     }
 
     /// `TPM2_PT_LOCKOUT_COUNTER`: the failed authorisations the TPM has counted.
@@ -116,8 +127,17 @@ impl Swtpm {
         let csr = format!("{name}.csr");
         let passin = password.map(|p| format!("pass:{p}"));
         let mut req = vec![
-            "req", "-new", "-provider", "tpm2", "-provider", "default", "-propquery",
-            "?provider=tpm2", "-key", key, "-subj",
+            "req",
+            "-new",
+            "-provider",
+            "tpm2",
+            "-provider",
+            "default",
+            "-propquery",
+            "?provider=tpm2",
+            "-key",
+            key,
+            "-subj",
         ];
         let subject = format!("/CN={name}");
         req.extend([subject.as_str(), "-out", &csr]);
@@ -129,8 +149,21 @@ impl Swtpm {
         common::openssl(
             dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "root-ca.pem", "-CAkey", "root-ca.key",
-                "-CAcreateserial", "-days", "30", "-sha256", "-extfile", "tpm-leaf.ext", "-out",
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "root-ca.pem",
+                "-CAkey",
+                "root-ca.key",
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-sha256",
+                "-extfile",
+                "tpm-leaf.ext",
+                "-out",
                 &out,
             ],
         );
@@ -140,18 +173,46 @@ impl Swtpm {
     /// A persistent EC P-256 key at `handle` (tpm2-tools' default attributes, no
     /// password), and its certificate `NAME.pem`.
     fn persistent_key(&self, dir: &Path, handle: &str, name: &str) -> PathBuf {
-        self.tool(dir, "tpm2_createprimary", &["-Q", "-C", "o", "-c", "primary.ctx"]);
+        self.tool(
+            dir,
+            "tpm2_createprimary",
+            &["-Q", "-C", "o", "-c", "primary.ctx"],
+        );
         self.tool(
             dir,
             "tpm2_create",
-            &["-Q", "-C", "primary.ctx", "-G", "ecc256", "-u", "p.pub", "-r", "p.priv"],
+            &[
+                "-Q",
+                "-C",
+                "primary.ctx",
+                "-G",
+                "ecc256",
+                "-u",
+                "p.pub",
+                "-r",
+                "p.priv",
+            ],
         );
         self.tool(
             dir,
             "tpm2_load",
-            &["-Q", "-C", "primary.ctx", "-u", "p.pub", "-r", "p.priv", "-c", "p.ctx"],
+            &[
+                "-Q",
+                "-C",
+                "primary.ctx",
+                "-u",
+                "p.pub",
+                "-r",
+                "p.priv",
+                "-c",
+                "p.ctx",
+            ],
         );
-        self.tool(dir, "tpm2_evictcontrol", &["-Q", "-C", "o", "-c", "p.ctx", handle]);
+        self.tool(
+            dir,
+            "tpm2_evictcontrol",
+            &["-Q", "-C", "o", "-c", "p.ctx", handle],
+        );
         self.certificate(dir, name, &format!("handle:{handle}"), None)
     }
 }
@@ -191,17 +252,39 @@ fn one_line_failure(out: &std::process::Output) -> String {
 fn tss2_key_files_of_each_type_get_credentials() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let ec256 = tpm.key_and_certificate(dir, "ec256", &["-algorithm", "EC", "-pkeyopt", "group:P-256"], None);
-    let ec384 = tpm.key_and_certificate(dir, "ec384", &["-algorithm", "EC", "-pkeyopt", "group:P-384"], None);
-    let rsa = tpm.key_and_certificate(dir, "rsa", &["-algorithm", "RSA", "-pkeyopt", "bits:2048"], None);
-    for (name, (key, cert)) in [("EC P-256", &ec256), ("EC P-384", &ec384), ("RSA-2048", &rsa)] {
+    let ec256 = tpm.key_and_certificate(
+        dir,
+        "ec256",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
+    let ec384 = tpm.key_and_certificate(
+        dir,
+        "ec384",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-384"],
+        None,
+    );
+    let rsa = tpm.key_and_certificate(
+        dir,
+        "rsa",
+        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
+        None,
+    );
+    for (name, (key, cert)) in [
+        ("EC P-256", &ec256),
+        ("EC P-384", &ec384),
+        ("RSA-2048", &rsa),
+    ] {
         let out = credential_process(
             &setup,
             &tpm,
             &["--certificate", s(cert), "--private-key", s(key)],
         );
         let json = credentials(&out);
-        assert!(json["AccessKeyId"].as_str().unwrap().starts_with("ASIA"), "{name}: {json}");
+        assert!(
+            json["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+            "{name}: {json}"
+        );
     }
     let received = setup.emulator.received();
     assert_eq!(received.len(), 3);
@@ -212,15 +295,30 @@ fn tss2_key_files_of_each_type_get_credentials() {
     let mut both = std::fs::read(&ec256.1).unwrap();
     both.extend(std::fs::read(&ec256.0).unwrap());
     std::fs::write(&combined, both).unwrap();
-    std::fs::set_permissions(&combined, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    credentials(&credential_process(&setup, &tpm, &["--certificate", s(&combined)]));
+    std::fs::set_permissions(
+        &combined,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    credentials(&credential_process(
+        &setup,
+        &tpm,
+        &["--certificate", s(&combined)],
+    ));
 
     // sign-string verifies against the certificate's key, with each digest.
     for digest in ["SHA256", "SHA384", "SHA512"] {
         let mut cmd = common::helper();
         tpm.env(&mut cmd).args([
-            "sign-string", "--certificate", s(&ec384.1), "--private-key", s(&ec384.0),
-            "--format", "bin", "--digest", digest,
+            "sign-string",
+            "--certificate",
+            s(&ec384.1),
+            "--private-key",
+            s(&ec384.0),
+            "--format",
+            "bin",
+            "--digest",
+            digest,
         ]);
         assert!(!run_ok(&mut cmd).is_empty(), "{digest}");
     }
@@ -230,33 +328,59 @@ fn tss2_key_files_of_each_type_get_credentials() {
 fn an_rsa_key_with_a_password_takes_it_from_each_source() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(dir, "rsapw", &["-algorithm", "RSA", "-pkeyopt", "bits:2048"], Some("1234"));
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "rsapw",
+        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
+        Some("1234"),
+    );
     let pw_file = dir.join("tpm-password");
     std::fs::write(&pw_file, "1234\n").unwrap();
-    std::fs::set_permissions(&pw_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &pw_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let credentials_dir = dir.join("credentials");
     std::fs::create_dir(&credentials_dir).unwrap();
     std::fs::copy(&pw_file, credentials_dir.join("tpm-key-password")).unwrap();
     let identity = ["--certificate", s(&cert), "--private-key", s(&key)];
-    let cases: Vec<(&str, Box<dyn Fn(&mut Command)>)> = vec![
-        ("flag", Box::new(|c: &mut Command| { c.args(["--tpm-key-password", "1234"]); })),
-        ("file flag", Box::new(|c: &mut Command| { c.arg("--tpm-key-password-file").arg(&pw_file); })),
-        ("env", Box::new(|c: &mut Command| { c.env("ROLESANYWHERE_TPM_KEY_PASSWORD", "1234"); })),
-        ("systemd credential", Box::new(|c: &mut Command| { c.env("CREDENTIALS_DIRECTORY", &credentials_dir); })),
+    let pw_arg = pw_file.display().to_string();
+    let cred_dir = credentials_dir.display().to_string();
+    // Each source: its arguments and its environment.
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&str, &[&str], Env); 4] = [
+        ("flag", &["--tpm-key-password", "1234"], &[]),
+        ("file flag", &["--tpm-key-password-file", &pw_arg], &[]),
+        ("env", &[], &[("ROLESANYWHERE_TPM_KEY_PASSWORD", "1234")]),
+        (
+            "systemd credential",
+            &[],
+            &[("CREDENTIALS_DIRECTORY", &cred_dir)],
+        ),
     ];
-    for (source, add) in &cases {
+    for (source, args, env) in cases {
         let mut cmd = setup.command();
-        tpm.env(&mut cmd).args(identity);
-        add(&mut cmd);
+        tpm.env(&mut cmd)
+            .args(identity)
+            .args(args)
+            .envs(env.iter().copied());
         let out = run(&mut cmd);
         credentials(&out);
-        assert!(out.stderr.is_empty(), "{source}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "{source}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(tpm.lockout_counter(), 0);
 
     // Without any: one line saying how to give it, and the TPM is not asked.
     let line = one_line_failure(&credential_process(&setup, &tpm, &identity));
-    assert!(line.contains("has a password (emptyAuth is not set) and none was given"), "{line}");
+    assert!(
+        line.contains("has a password (emptyAuth is not set) and none was given"),
+        "{line}"
+    );
     assert!(line.contains("--tpm-key-password-file"), "{line}");
     assert_eq!(tpm.lockout_counter(), 0);
 }
@@ -265,11 +389,28 @@ fn an_rsa_key_with_a_password_takes_it_from_each_source() {
 fn a_wrong_password_is_one_line_counted_once_and_never_retried_by_a_daemon() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(dir, "rsapw", &["-algorithm", "RSA", "-pkeyopt", "bits:2048"], Some("1234"));
-    let identity = ["--certificate", s(&cert), "--private-key", s(&key), "--tpm-key-password", "4321"];
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "rsapw",
+        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
+        Some("1234"),
+    );
+    let identity = [
+        "--certificate",
+        s(&cert),
+        "--private-key",
+        s(&key),
+        "--tpm-key-password",
+        "4321",
+    ];
     assert_eq!(tpm.lockout_counter(), 0);
     let line = one_line_failure(&credential_process(&setup, &tpm, &identity));
-    assert!(line.contains("was refused its password from --tpm-key-password by the TPM (TPM_RC_AUTH_FAIL"), "{line}");
+    assert!(
+        line.contains(
+            "was refused its password from --tpm-key-password by the TPM (TPM_RC_AUTH_FAIL"
+        ),
+        "{line}"
+    );
     assert!(!line.contains("4321"), "{line}");
     assert_eq!(tpm.lockout_counter(), 1);
     assert!(setup.emulator.received().is_empty());
@@ -293,7 +434,13 @@ fn a_persistent_handle_gets_credentials_with_and_without_0x() {
         let out = credential_process(
             &setup,
             &tpm,
-            &["--certificate", s(&cert), "--private-key", handle, "--no-tpm-key-password"],
+            &[
+                "--certificate",
+                s(&cert),
+                "--private-key",
+                handle,
+                "--no-tpm-key-password",
+            ],
         );
         credentials(&out);
     }
@@ -301,13 +448,27 @@ fn a_persistent_handle_gets_credentials_with_and_without_0x() {
     let line = one_line_failure(&credential_process(
         &setup,
         &tpm,
-        &["--certificate", s(&cert), "--private-key", "handle:0x81000101"],
+        &[
+            "--certificate",
+            s(&cert),
+            "--private-key",
+            "handle:0x81000101",
+        ],
     ));
-    assert!(line.contains("may have a password and none was given"), "{line}");
+    assert!(
+        line.contains("may have a password and none was given"),
+        "{line}"
+    );
     let line = one_line_failure(&credential_process(
         &setup,
         &tpm,
-        &["--certificate", s(&cert), "--private-key", "handle:0x81000102", "--no-tpm-key-password"],
+        &[
+            "--certificate",
+            s(&cert),
+            "--private-key",
+            "handle:0x81000102",
+            "--no-tpm-key-password",
+        ],
     ));
     assert!(line.contains("does not exist in the TPM"), "{line}");
     assert_eq!(setup.emulator.received().len(), 2);
@@ -318,7 +479,12 @@ fn a_persistent_handle_gets_credentials_with_and_without_0x() {
 fn the_aws_cli_uses_credentials_signed_by_a_tpm_key() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(dir, "ec", &["-algorithm", "EC", "-pkeyopt", "group:P-256"], None);
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
     let config = setup.path("aws-config");
     let line = format!(
         "credential_process = {} credential-process --certificate {} --private-key {} --trust-anchor-arn {TA} --profile-arn {PROFILE} --role-arn {ROLE} --endpoint {}",
@@ -327,7 +493,11 @@ fn the_aws_cli_uses_credentials_signed_by_a_tpm_key() {
         key.display(),
         setup.emulator.url()
     );
-    std::fs::write(&config, format!("[profile ra]\nregion = {REGION}\n{line}\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("[profile ra]\nregion = {REGION}\n{line}\n"),
+    )
+    .unwrap();
     let identity = setup.caller_identity("ra", |cmd| {
         cmd.env("AWS_CONFIG_FILE", &config)
             .env("AWS_SHARED_CREDENTIALS_FILE", setup.path("no-credentials"))
@@ -339,7 +509,10 @@ fn the_aws_cli_uses_credentials_signed_by_a_tpm_key() {
             .env_remove("AWS_PROFILE");
     });
     let arn = identity["Arn"].as_str().unwrap();
-    assert!(arn.starts_with("arn:aws:sts::111122223333:assumed-role/onprem-app/"), "{arn}");
+    assert!(
+        arn.starts_with("arn:aws:sts::111122223333:assumed-role/onprem-app/"),
+        "{arn}"
+    );
 }
 
 /// A key file with a policy: one line, before the TPM or the service is asked.
@@ -347,7 +520,12 @@ fn the_aws_cli_uses_credentials_signed_by_a_tpm_key() {
 fn a_policy_key_is_refused_with_one_line() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(dir, "ec", &["-algorithm", "EC", "-pkeyopt", "group:P-256"], None);
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
     let blocks = rolesanywhere_helper::x509::pem::blocks(&std::fs::read(&key).unwrap()).unwrap();
     let der = &blocks[0].der;
     // The outer SEQUENCE (long form, one length byte for these sizes), the OID, then
@@ -356,7 +534,8 @@ fn a_policy_key_is_refused_with_one_line() {
     let body = &der[3..];
     let split = 8 + 5;
     let policy = [
-        0xA1, 0x0E, 0x30, 0x0C, 0x30, 0x0A, 0xA0, 0x04, 0x02, 0x02, 0x01, 0x6B, 0xA1, 0x02, 0x04, 0x00,
+        0xA1, 0x0E, 0x30, 0x0C, 0x30, 0x0A, 0xA0, 0x04, 0x02, 0x02, 0x01, 0x6B, 0xA1, 0x02, 0x04,
+        0x00,
     ];
     let mut new_body = body[..split].to_vec();
     new_body.extend_from_slice(&policy);
@@ -369,13 +548,20 @@ fn a_policy_key_is_refused_with_one_line() {
     let pem = format!("-----BEGIN TSS2 PRIVATE KEY-----\n{b64}\n-----END TSS2 PRIVATE KEY-----\n");
     let policy_key = dir.join("policy.tss.pem");
     std::fs::write(&policy_key, pem).unwrap();
-    std::fs::set_permissions(&policy_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        &policy_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let line = one_line_failure(&credential_process(
         &setup,
         &tpm,
         &["--certificate", s(&cert), "--private-key", s(&policy_key)],
     ));
-    assert!(line.contains("is a TPM key with a policy, which this helper does not support"), "{line}");
+    assert!(
+        line.contains("is a TPM key with a policy, which this helper does not support"),
+        "{line}"
+    );
     assert!(setup.emulator.received().is_empty());
 }
 
@@ -383,14 +569,27 @@ fn a_policy_key_is_refused_with_one_line() {
 fn a_key_for_another_certificate_is_refused_before_any_request() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, _) = tpm.key_and_certificate(dir, "one", &["-algorithm", "EC", "-pkeyopt", "group:P-256"], None);
-    let (_, other_cert) = tpm.key_and_certificate(dir, "two", &["-algorithm", "EC", "-pkeyopt", "group:P-256"], None);
+    let (key, _) = tpm.key_and_certificate(
+        dir,
+        "one",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
+    let (_, other_cert) = tpm.key_and_certificate(
+        dir,
+        "two",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
     let line = one_line_failure(&credential_process(
         &setup,
         &tpm,
         &["--certificate", s(&other_cert), "--private-key", s(&key)],
     ));
-    assert!(line.contains("does not match the certificate \"CN=two\""), "{line}");
+    assert!(
+        line.contains("does not match the certificate \"CN=two\""),
+        "{line}"
+    );
     assert!(setup.emulator.received().is_empty());
 }
 
@@ -398,14 +597,25 @@ fn a_key_for_another_certificate_is_refused_before_any_request() {
 fn a_missing_device_is_one_line_naming_tpm_device() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(dir, "ec", &["-algorithm", "EC", "-pkeyopt", "group:P-256"], None);
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
     let gone = dir.join("no-such-tpm");
     let mut cmd = setup.command();
-    tpm.env(&mut cmd)
-        .env("TPM_DEVICE", &gone)
-        .args(["--certificate", s(&cert), "--private-key", s(&key)]);
+    tpm.env(&mut cmd).env("TPM_DEVICE", &gone).args([
+        "--certificate",
+        s(&cert),
+        "--private-key",
+        s(&key),
+    ]);
     let line = one_line_failure(&run(&mut cmd));
-    assert!(line.contains(&format!("$TPM_DEVICE={}", gone.display())), "{line}");
+    assert!(
+        line.contains(&format!("$TPM_DEVICE={}", gone.display())),
+        "{line}"
+    );
     assert!(setup.emulator.received().is_empty());
 }
 
@@ -417,7 +627,12 @@ fn serve_refreshes_tpm_keys_from_a_config_file() {
     let tpm = Swtpm::start();
     let dir = setup.dir.path();
     let handle_cert = tpm.persistent_key(dir, "0x81000101", "persistent");
-    let (key, cert) = tpm.key_and_certificate(dir, "ec", &["-algorithm", "EC", "-pkeyopt", "group:P-256"], None);
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
     let (a, b) = (free_port(), free_port());
     let role = |name: &str, port: u16, cert: &Path, key: &str, extra: &str| {
         format!(
@@ -430,8 +645,13 @@ fn serve_refreshes_tpm_keys_from_a_config_file() {
     let config = dir.join("serve.toml");
     std::fs::write(
         &config,
-        role("persistent", a, &handle_cert, "handle:0x81000101", "no_tpm_key_password = true\n")
-            + &role("file", b, &cert, s(&key), ""),
+        role(
+            "persistent",
+            a,
+            &handle_cert,
+            "handle:0x81000101",
+            "no_tpm_key_password = true\n",
+        ) + &role("file", b, &cert, s(&key), ""),
     )
     .unwrap();
     let mut cmd = common::helper();
@@ -451,7 +671,15 @@ fn serve_refreshes_tpm_keys_from_a_config_file() {
         std::thread::sleep(Duration::from_millis(500));
     }
     for (i, seen) in keys.iter().enumerate() {
-        assert!(seen.len() >= 2, "role {i}: one set of credentials in 27 s\n{}", d.log());
+        assert!(
+            seen.len() >= 2,
+            "role {i}: one set of credentials in 27 s\n{}",
+            d.log()
+        );
     }
-    assert!(d.log().matches("credentials refreshed").count() >= 4, "{}", d.log());
+    assert!(
+        d.log().matches("credentials refreshed").count() >= 4,
+        "{}",
+        d.log()
+    );
 }
