@@ -414,3 +414,24 @@ pub fn certificate_source(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tpm_tests {
+    use super::parse_handle;
+
+    #[test]
+    fn handles_are_hex_with_or_without_0x() {
+        assert_eq!(parse_handle("handle:0x81000101"), Some(0x8100_0101));
+        assert_eq!(parse_handle("handle:81000101"), Some(0x8100_0101));
+        assert_eq!(parse_handle("handle:0X81000101"), Some(0x8100_0101));
+        for bad in [
+            "handle:",
+            "handle:0x",
+            "handle:xyz",
+            "handle:0x181000101",
+            "81000101",
+        ] {
+            assert_eq!(parse_handle(bad), None, "{bad}");
+        }
+    }
+}

@@ -683,3 +683,81 @@ fn serve_refreshes_tpm_keys_from_a_config_file() {
         d.log()
     );
 }
+
+/// `update --once` writes credentials signed by a TPM key; `read-certificate-data` reads
+/// the certificate of a combined certificate+TPM key file; `sign-string` signs with a
+/// persistent key.
+#[test]
+fn update_read_certificate_data_and_sign_string_take_tpm_keys() {
+    let (setup, tpm) = setup();
+    let dir = setup.dir.path();
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
+    let file = dir.join("credentials");
+    let mut cmd = setup.endpoint_subcommand("update");
+    tpm.env(&mut cmd)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &file)
+        .args(["--certificate", s(&cert), "--private-key", s(&key)])
+        .args(["--profile", "tpm", "--once"]);
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("[tpm]\naws_access_key_id = ASIA"), "{text}");
+
+    let combined = dir.join("combined.pem");
+    let mut both = std::fs::read(&cert).unwrap();
+    both.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&combined, both).unwrap();
+    let mut cmd = common::helper();
+    cmd.args(["read-certificate-data", "--certificate", s(&combined)]);
+    let json = common::json_stdout(&run(&mut cmd), "read-certificate-data");
+    assert_eq!(json["keyType"], "EC");
+
+    let handle_cert = tpm.persistent_key(dir, "0x81000101", "persistent");
+    let mut cmd = common::helper();
+    tpm.env(&mut cmd).args([
+        "sign-string",
+        "--certificate",
+        s(&handle_cert),
+        "--private-key",
+        "handle:0x81000101",
+        "--no-tpm-key-password",
+        "--format",
+        "text",
+    ]);
+    let hex = String::from_utf8(run_ok(&mut cmd)).unwrap();
+    assert!(hex.starts_with("30"), "a DER ECDSA signature: {hex}");
+}
+
+/// TPM 2.0 has no ML-DSA: a TPM key given for an ML-DSA certificate is refused in one
+/// line that says so, rather than as a mismatch.
+#[test]
+fn a_tpm_key_for_an_ml_dsa_certificate_is_refused_with_one_line() {
+    let (setup, tpm) = setup();
+    let dir = setup.dir.path();
+    let (key, _) = tpm.key_and_certificate(
+        dir,
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
+    let mldsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mldsa/mldsa65-cert.pem");
+    let line = one_line_failure(&credential_process(
+        &setup,
+        &tpm,
+        &["--certificate", s(&mldsa), "--private-key", s(&key)],
+    ));
+    assert!(
+        line.contains("ML-DSA keys in a TPM are not supported"),
+        "{line}"
+    );
+    assert!(setup.emulator.received().is_empty());
+}
