@@ -192,6 +192,21 @@ impl TpmKey {
         if a & public::ATTR_RESTRICTED != 0 {
             return refuse("is a restricted signing key, which signs only digests the TPM made");
         }
+        if let PublicKey::Rsa(key) = &self.public.key {
+            use rsa::traits::PublicKeyParts as _;
+            if usize::try_from(key.n().bits()).unwrap_or(0) < crate::x509::key::MIN_RSA_BITS {
+                return Err(IdentityError::new(
+                    ErrorKind::Unsupported,
+                    input,
+                    format!(
+                        "is an {} key, below the {} bits IAM Roles Anywhere takes",
+                        self.public.key.describe(),
+                        crate::x509::key::MIN_RSA_BITS
+                    ),
+                    "make an RSA key of 2048 bits or more",
+                ));
+            }
+        }
         if a & public::ATTR_USER_WITH_AUTH == 0 {
             return refuse(
                 "is authorised by a policy only (userWithAuth is clear), which this helper does not support",
