@@ -53,7 +53,6 @@ enum Source {
 }
 
 /// A TPM key, checked and ready to sign.
-#[derive(Debug)]
 pub struct TpmKey {
     device: DevicePath,
     source: Source,
@@ -64,6 +63,19 @@ pub struct TpmKey {
     password_origin: String,
     /// What identifies the key for [`refused`]: its public area.
     identity: Vec<u8>,
+}
+
+impl std::fmt::Debug for TpmKey {
+    /// The key and the device, without the key's blobs or its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TpmKey({}, {}, device {})",
+            self.public.key.describe(),
+            self.describe(),
+            self.device.describe()
+        )
+    }
 }
 
 /// Hierarchies a key file's parent may name: owner, null, endorsement, platform.
@@ -264,6 +276,7 @@ impl TpmKey {
                 ));
             }
         };
+        tracing::debug!(key = %input, device = %self.device.describe(), public = %self.public.key.describe(), "signing in the TPM");
         let mut tpm = Device::open(&self.device).map_err(|e| tpm_error(&input, &e))?;
         let mut loaded = Vec::new();
         let signed = self.load_and_sign(&mut tpm, &mut loaded, &to_sign, scheme, hash);
@@ -331,6 +344,10 @@ impl TpmKey {
                     key.parent
                 } else {
                     let primary = commands::create_primary(tpm, key.parent)?;
+                    tracing::debug!(
+                        hierarchy = format!("0x{:08x}", key.parent),
+                        "made the storage primary key"
+                    );
                     loaded.push(primary);
                     primary
                 };
