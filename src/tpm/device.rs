@@ -165,3 +165,85 @@ impl Device {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+
+    /// A fake TPM on a Unix socket answering each command with the next of `codes` (as
+    /// a response without parameters); returns its path and the count of commands read.
+    fn fake_tpm(
+        dir: &std::path::Path,
+        codes: Vec<u32>,
+    ) -> (DevicePath, std::thread::JoinHandle<usize>) {
+        let path = dir.join("sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut served = 0;
+            for code in codes {
+                let mut header = [0u8; 10];
+                if stream.read_exact(&mut header).is_err() {
+                    break;
+                }
+                let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]);
+                let mut rest = vec![0u8; size as usize - 10];
+                stream.read_exact(&mut rest).unwrap();
+                served += 1;
+                let mut answer = vec![0x80, 0x01, 0, 0, 0, 10];
+                answer.extend_from_slice(&code.to_be_bytes());
+                stream.write_all(&answer).unwrap();
+            }
+            served
+        });
+        let device = DevicePath {
+            path,
+            from_env: true,
+        };
+        (device, server)
+    }
+
+    fn flush_command() -> Command {
+        Command::new(0x165, &[]).u32(0x8000_0001)
+    }
+
+    #[test]
+    fn a_busy_tpm_is_asked_again_until_it_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        // TPM_RC_RETRY, TPM_RC_YIELDED, then success.
+        let (path, server) = fake_tpm(dir.path(), vec![0x922, 0x908, 0]);
+        let mut device = Device::open(&path).unwrap();
+        assert!(device.run("FlushContext", &flush_command(), 0).is_ok());
+        drop(device);
+        assert_eq!(server.join().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_wrong_password_is_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, server) = fake_tpm(dir.path(), vec![0x98E, 0]);
+        let mut device = Device::open(&path).unwrap();
+        let error = device.run("Sign", &flush_command(), 0).err().unwrap();
+        assert!(
+            matches!(error, TpmError::Code { code: 0x98E, .. }),
+            "{error}"
+        );
+        assert_eq!(error.kind(), crate::identity_error::ErrorKind::Password);
+        drop(device);
+        assert_eq!(server.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_tpm_busy_for_too_long_is_a_transient_device_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, server) = fake_tpm(dir.path(), vec![0x922; 10]);
+        let mut device = Device::open(&path).unwrap();
+        let error = device.run("Sign", &flush_command(), 0).err().unwrap();
+        assert!(error.kind().is_transient(), "{error}");
+        drop(device);
+        assert_eq!(server.join().unwrap(), BUSY_ATTEMPTS as usize);
+    }
+}

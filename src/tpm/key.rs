@@ -243,8 +243,15 @@ impl TpmKey {
     /// Signs `message` hashed on the host with `digest`: RSASSA-PKCS1-v1_5 for RSA,
     /// ECDSA with the digest fitted to the curve for EC, DER-encoded, as a file key would.
     pub fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignatureError> {
-        self.sign_checked(message, digest)
-            .map_err(|e| SignatureError::Sign(e.to_string()))
+        // A device that failed or stayed busy may sign later: a daemon retries that, and
+        // only that (a refused password is permanent, see `ErrorKind::Password`).
+        self.sign_checked(message, digest).map_err(|e| {
+            if e.is_transient() {
+                SignatureError::Unavailable(e.to_string())
+            } else {
+                SignatureError::Sign(e.to_string())
+            }
+        })
     }
 
     fn sign_checked(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, IdentityError> {

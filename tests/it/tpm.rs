@@ -25,10 +25,24 @@ struct Swtpm {
 impl Swtpm {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("sock");
+        let child = Self::spawn(dir.path());
+        Self { child, dir }
+    }
+
+    /// Stops swtpm and starts it again on the same state (a TPM gone for a while).
+    fn restart_after(&mut self, pause: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.sock());
+        std::thread::sleep(pause);
+        self.child = Self::spawn(self.dir.path());
+    }
+
+    fn spawn(dir: &Path) -> Child {
+        let sock = dir.join("sock");
         let child = Command::new(require_tool("swtpm"))
             .args(["socket", "--tpm2", "--tpmstate"])
-            .arg(format!("dir={}", dir.path().display()))
+            .arg(format!("dir={}", dir.display()))
             .arg("--server")
             .arg(format!("type=unixio,path={}", sock.display()))
             .arg("--ctrl")
@@ -43,7 +57,7 @@ impl Swtpm {
             assert!(Instant::now() < deadline, "swtpm made no socket in 10 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, dir }
+        child
     }
 
     fn sock(&self) -> PathBuf {
@@ -760,4 +774,63 @@ fn a_tpm_key_for_an_ml_dsa_certificate_is_refused_with_one_line() {
         "{line}"
     );
     assert!(setup.emulator.received().is_empty());
+}
+
+/// `serve` with 20-second sessions on a TPM key whose TPM goes away for longer than a
+/// session: the daemon keeps running (a missing device is worth waiting for), answers an
+/// error naming the TPM once the credentials expire, and recovers when the TPM is back.
+#[test]
+fn serve_waits_for_a_tpm_that_went_away_and_recovers() {
+    let setup = Setup::short_sessions(KeyType::P256, false, 20);
+    let mut tpm = Swtpm::start();
+    let dir = setup.dir.path();
+    let (key, cert) = tpm.key_and_certificate(
+        dir,
+        "ec",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
+    let mut cmd = setup.endpoint_subcommand("serve");
+    tpm.env(&mut cmd)
+        .args(["--certificate", s(&cert), "--private-key", s(&key)]);
+    let d = Daemon::start(cmd);
+    let first = imds_credentials(d.port, "onprem-app");
+    assert_eq!(first.status, 200, "{first:?}");
+    let first_key = first.json()["AccessKeyId"].as_str().unwrap().to_owned();
+
+    // Gone for 30 s: the 20-second credentials expire meanwhile.
+    let stopped = Instant::now();
+    let _ = tpm.child.kill();
+    let _ = tpm.child.wait();
+    let error = loop {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(28),
+            "no error while the TPM was away\n{}",
+            d.log()
+        );
+        let reply = imds_credentials(d.port, "onprem-app");
+        if reply.status != 200 {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(error.status, 503, "{error:?}");
+    let message = error.json()["Message"].as_str().unwrap().to_owned();
+    assert!(message.contains("TPM"), "{message}");
+    tpm.restart_after(Duration::from_secs(30).saturating_sub(stopped.elapsed()));
+
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no recovery 45 s after the TPM came back\n{}",
+            d.log()
+        );
+        let reply = imds_credentials(d.port, "onprem-app");
+        if reply.status == 200 {
+            assert_ne!(reply.json()["AccessKeyId"].as_str().unwrap(), first_key);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
