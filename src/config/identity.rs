@@ -169,6 +169,8 @@ fn tpm_options(
             None => None,
         },
     };
+    // An empty password is no password, as for the key password above.
+    let password = password.filter(|p| !p.secret.expose().is_empty());
     let no_password = role.no_tpm_password.as_ref().is_some_and(|s| s.value);
     if let (Some(given), Some(no)) = (&role.tpm_password, &role.no_tpm_password)
         && no.value

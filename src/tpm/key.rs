@@ -124,7 +124,6 @@ impl TpmKey {
         })?;
         let (password, password_origin) = file_password(&input, key.empty_auth, options)?;
         let device = device_path(&input, options)?;
-        Device::open(&device).map_err(|e| tpm_error(&input, &e))?;
         let this = Self {
             device,
             identity: key.public.clone(),
@@ -137,6 +136,7 @@ impl TpmKey {
             password_origin,
         };
         this.check_attributes(&input)?;
+        Device::open(&this.device).map_err(|e| tpm_error(&input, &e))?;
         Ok(this)
     }
 

@@ -187,47 +187,47 @@ impl Swtpm {
     /// A persistent EC P-256 key at `handle` (tpm2-tools' default attributes, no
     /// password), and its certificate `NAME.pem`.
     fn persistent_key(&self, dir: &Path, handle: &str, name: &str) -> PathBuf {
+        self.persistent_key_with(dir, handle, &[]);
+        self.certificate(dir, name, &format!("handle:{handle}"), None)
+    }
+
+    /// A persistent EC P-256 key at `handle`, made by `tpm2_create` with `extra`.
+    fn persistent_key_with(&self, dir: &Path, handle: &str, extra: &[&str]) {
         self.tool(
             dir,
             "tpm2_createprimary",
             &["-Q", "-C", "o", "-c", "primary.ctx"],
         );
-        self.tool(
-            dir,
-            "tpm2_create",
-            &[
-                "-Q",
-                "-C",
-                "primary.ctx",
-                "-G",
-                "ecc256",
-                "-u",
-                "p.pub",
-                "-r",
-                "p.priv",
-            ],
-        );
-        self.tool(
-            dir,
-            "tpm2_load",
-            &[
-                "-Q",
-                "-C",
-                "primary.ctx",
-                "-u",
-                "p.pub",
-                "-r",
-                "p.priv",
-                "-c",
-                "p.ctx",
-            ],
-        );
+        let mut create = vec![
+            "-Q",
+            "-C",
+            "primary.ctx",
+            "-G",
+            "ecc256",
+            "-u",
+            "p.pub",
+            "-r",
+            "p.priv",
+        ];
+        create.extend_from_slice(extra);
+        self.tool(dir, "tpm2_create", &create);
+        let load = [
+            "-Q",
+            "-C",
+            "primary.ctx",
+            "-u",
+            "p.pub",
+            "-r",
+            "p.priv",
+            "-c",
+            "p.ctx",
+        ];
+        self.tool(dir, "tpm2_load", &load);
         self.tool(
             dir,
             "tpm2_evictcontrol",
             &["-Q", "-C", "o", "-c", "p.ctx", handle],
         );
-        self.certificate(dir, name, &format!("handle:{handle}"), None)
     }
 }
 
@@ -833,4 +833,42 @@ fn serve_waits_for_a_tpm_that_went_away_and_recovers() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Keys a password session cannot make sign are refused with one line, before any
+/// request: a decrypt-only key (as upstream's tests) and a key a policy alone authorises.
+#[test]
+fn decrypt_only_and_policy_only_keys_are_refused_with_one_line() {
+    let (setup, tpm) = setup();
+    let dir = setup.dir.path();
+    let cert = tpm.persistent_key(dir, "0x81000101", "signer");
+    let cases = [
+        (
+            "0x81000102",
+            "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|decrypt",
+            "cannot sign (it is a decryption or storage key)",
+        ),
+        (
+            "0x81000103",
+            "fixedtpm|fixedparent|sensitivedataorigin|sign",
+            "is authorised by a policy only (userWithAuth is clear)",
+        ),
+    ];
+    for (handle, attributes, problem) in cases {
+        tpm.persistent_key_with(dir, handle, &["-a", attributes]);
+        let key = format!("handle:{handle}");
+        let line = one_line_failure(&credential_process(
+            &setup,
+            &tpm,
+            &[
+                "--certificate",
+                s(&cert),
+                "--private-key",
+                &key,
+                "--no-tpm-key-password",
+            ],
+        ));
+        assert!(line.contains(problem), "{line}");
+    }
+    assert!(setup.emulator.received().is_empty());
 }
