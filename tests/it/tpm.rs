@@ -630,6 +630,16 @@ fn a_missing_device_is_one_line_naming_tpm_device() {
         line.contains(&format!("$TPM_DEVICE={}", gone.display())),
         "{line}"
     );
+    // Without $TPM_DEVICE, on a host without a TPM (the test machines): the defaults.
+    if !Path::new("/dev/tpmrm0").exists() && !Path::new("/dev/tpm0").exists() {
+        let mut cmd = setup.command();
+        cmd.args(["--certificate", s(&cert), "--private-key", s(&key)]);
+        let line = one_line_failure(&run(&mut cmd));
+        assert!(
+            line.contains("no TPM device ($TPM_DEVICE is not set, and neither /dev/tpmrm0 nor /dev/tpm0 exists)"),
+            "{line}"
+        );
+    }
     assert!(setup.emulator.received().is_empty());
 }
 
