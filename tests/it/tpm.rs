@@ -882,3 +882,93 @@ fn decrypt_only_and_policy_only_keys_are_refused_with_one_line() {
     }
     assert!(setup.emulator.received().is_empty());
 }
+
+/// The official helper and this one, given the same TPM keys, certificates and emulator:
+/// both get credentials (when the official helper is there, see [`crate::conformance`]).
+#[test]
+fn the_official_helper_and_this_one_take_the_same_tpm_keys() {
+    use crate::conformance::{Peer, SIDES};
+    let Some(peer) = Peer::get() else {
+        return;
+    };
+    let (setup, tpm) = setup();
+    let dir = setup.dir.path();
+    let ec256 = tpm.key_and_certificate(
+        dir,
+        "ec256",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
+        None,
+    );
+    let ec384 = tpm.key_and_certificate(
+        dir,
+        "ec384",
+        &["-algorithm", "EC", "-pkeyopt", "group:P-384"],
+        None,
+    );
+    let rsa = tpm.key_and_certificate(
+        dir,
+        "rsa",
+        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
+        Some("1234"),
+    );
+    let handle_cert = tpm.persistent_key(dir, "0x81000101", "persistent");
+    let path = |p: &Path| p.display().to_string();
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "--certificate".into(),
+            path(&ec256.1),
+            "--private-key".into(),
+            path(&ec256.0),
+        ],
+        vec![
+            "--certificate".into(),
+            path(&ec384.1),
+            "--private-key".into(),
+            path(&ec384.0),
+        ],
+        vec![
+            "--certificate".into(),
+            path(&rsa.1),
+            "--private-key".into(),
+            path(&rsa.0),
+            "--tpm-key-password".into(),
+            "1234".into(),
+        ],
+        vec![
+            "--certificate".into(),
+            path(&handle_cert),
+            "--private-key".into(),
+            "handle:0x81000101".into(),
+            "--no-tpm-key-password".into(),
+        ],
+    ];
+    let env = [
+        ("AWS_CA_BUNDLE", path(&setup.ca_bundle)),
+        ("TPM_DEVICE", path(&tpm.sock())),
+    ];
+    for identity in &cases {
+        let mut args: Vec<String> = [
+            "credential-process",
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+            "--endpoint",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(setup.emulator.url());
+        args.extend(identity.iter().cloned());
+        for side in SIDES {
+            let out = peer.run(side, &args, &env);
+            let json = credentials(&out);
+            assert!(
+                json["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+                "{side:?} {identity:?}"
+            );
+        }
+    }
+    assert_eq!(setup.emulator.received().len(), 2 * cases.len());
+}
