@@ -20,13 +20,15 @@ pub enum ErrorKind {
     /// (a certificate issued seconds ago to a host whose clock lags a little).
     NotYetValid,
     /// No token matches, or the module cannot be initialised: the token may be plugged
-    /// in, or the device or service behind the module come up, later.
+    /// in, or the device or service behind the module come up, later. Also a TPM device
+    /// that does not exist (yet: a driver loading at boot, swtpm starting).
     TokenAbsent,
     /// The token holds no certificate or key that matches: the module may not see the
     /// objects yet (a token being provisioned, or re-created under a running process).
     ObjectAbsent,
     /// A PKCS#11 call failed on the device: a session that cannot be opened, a token
-    /// removed mid-way, a device error. Re-opening the session later may succeed.
+    /// removed mid-way, a device error. Re-opening the session later may succeed. Also a
+    /// TPM that fails or stays busy (`TPM_RC_RETRY` beyond the retries of one command).
     Device,
     /// A path that leads to no usable file: not a regular file (a device, a FIFO, a
     /// directory), larger than any such file is, or unreadable for a reason other than
@@ -40,7 +42,8 @@ pub enum ErrorKind {
     /// take: an algorithm, curve, key size or key encryption scheme.
     Unsupported,
     /// The password of a key or PKCS#12 file is missing, wrong, or given for a key that
-    /// has none.
+    /// has none; or a TPM refused a key's password (or is in lockout): each wrong attempt
+    /// counts towards the TPM's lockout, so it is never retried.
     Password,
     /// The private key does not belong to the certificate.
     Mismatch,

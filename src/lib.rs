@@ -34,4 +34,5 @@ pub mod signals;
 pub mod sigv4x509;
 pub mod sts;
 pub mod systemd;
+pub mod tpm;
 pub mod x509;

@@ -19,6 +19,9 @@ declare -A need=(
   [softhsm2-util]=softhsm2
   [pkcs11-tool]=opensc
   [script]=bsdutils
+  [swtpm]=swtpm
+  [swtpm_setup]=swtpm-tools
+  [tpm2_create]=tpm2-tools
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -28,6 +31,8 @@ done
 # offers SoftHSM's tokens through the module registration softhsm2 installs.
 compgen -G '/usr/lib/*/p11-kit-proxy.so' >/dev/null || compgen -G '/usr/lib/p11-kit-proxy.so' >/dev/null ||
   missing+=(p11-kit-modules)
+# The TPM tests make keys with tpm2-openssl, an OpenSSL provider (a library, not a command).
+compgen -G '/usr/lib/*/ossl-modules/tpm2.so' >/dev/null || missing+=(tpm2-openssl)
 # Debian's own python3 creates venvs only with python3-venv (ensurepip) installed.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 

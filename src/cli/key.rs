@@ -9,17 +9,19 @@ use clap::{Args, ValueEnum};
 #[derive(Args, Debug, Clone, Default)]
 pub struct KeyArgs {
     /// Certificate file: PEM or DER, a fullchain PEM (the leaf is the certificate that
-    /// matches the key), a combined key+certificate PEM, or PKCS#12 (.p12/.pfx); or a
+    /// matches the key), a combined key+certificate PEM (the key may be a TPM key file),
+    /// or PKCS#12 (.p12/.pfx); or a
     /// certificate on a PKCS#11 token as a pkcs11: URI (RFC 7512), whose key is then found
     /// on the token
     #[arg(long, value_name = "FILE|URI")]
     pub certificate: Option<String>,
 
     /// Private key file: PKCS#8 (plain or encrypted; RSA, EC or ML-DSA), PKCS#1 RSA or SEC1
-    /// EC, PEM or DER;
+    /// EC, PEM or DER, or a TPM 2.0 key file (TSS2 PRIVATE KEY);
     /// or a key on a PKCS#11 token as a pkcs11: URI (its certificate is looked for on the
-    /// token when --certificate is not given). Not needed when the certificate file or URI
-    /// leads to the key
+    /// token when --certificate is not given); or a persistent TPM key as handle:0x81000101
+    /// (the TPM is $TPM_DEVICE, else /dev/tpmrm0, else /dev/tpm0). Not needed when the
+    /// certificate file or URI leads to the key
     #[arg(long, value_name = "FILE|URI")]
     pub private_key: Option<String>,
 
@@ -68,12 +70,22 @@ pub struct KeyArgs {
     #[arg(long, value_name = "FILE")]
     pub pkcs11_context_pin_file: Option<PathBuf>,
 
-    /// TPM key password (TPM keys are not available in this version)
-    #[arg(long, value_name = "PASSWORD")]
+    /// Password of a TPM key (a TSS2 PRIVATE KEY file, or handle:0x81...). Visible to
+    /// other local users in the process list: prefer --tpm-key-password-file or
+    /// $ROLESANYWHERE_TPM_KEY_PASSWORD, or under systemd the credential tpm-key-password.
+    /// A password the TPM refuses is never sent again (each wrong one counts towards the
+    /// TPM's lockout)
+    #[arg(long, value_name = "PASSWORD", conflicts_with = "pkcs8_password")]
     pub tpm_key_password: Option<String>,
 
-    /// The TPM key has no password (TPM keys are not available in this version)
-    #[arg(long)]
+    /// File holding the TPM key password (one trailing newline is ignored) [this
+    /// project's own flag]
+    #[arg(long, value_name = "FILE", conflicts_with = "tpm_key_password")]
+    pub tpm_key_password_file: Option<PathBuf>,
+
+    /// The TPM key has no password: needed for handle: keys without one (a key file says
+    /// so itself)
+    #[arg(long, conflicts_with_all = ["tpm_key_password", "tpm_key_password_file"])]
     pub no_tpm_key_password: bool,
 
     /// Use a private key, password or PKCS#11 PIN file that other accounts can read (mode

@@ -43,6 +43,9 @@ pub struct RoleEntry {
     pub pkcs11_pin_file: Option<Spanned<PathBuf>>,
     pub pkcs11_context_pin_file: Option<Spanned<PathBuf>>,
     pub reuse_pin: Option<Spanned<bool>>,
+    /// TPM keys: the password file, or `true` when the key has none.
+    pub tpm_key_password_file: Option<Spanned<PathBuf>>,
+    pub no_tpm_key_password: Option<Spanned<bool>>,
     pub intermediates: Option<Spanned<String>>,
     pub trust_anchor_arn: Option<Spanned<String>>,
     pub profile_arn: Option<Spanned<String>>,

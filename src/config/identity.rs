@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use super::aws_profile::AwsProfile;
 use super::inputs::Inputs;
-use super::origin::{ConfigError, Sourced};
+use super::origin::{ConfigError, Origin, Sourced};
 use super::role::{PasswordSource, RoleSources};
 use crate::cli::KeyArgs;
 use crate::identity::IdentitySpec;
 use crate::identity::file::{self, Readable, Role};
 use crate::pkcs11::{PinOptions, Pkcs11Uri, TokenSpec};
 use crate::secret::Secret;
+use crate::tpm::{TpmOptions, TpmPassword};
 
 /// The systemd credential (in `$CREDENTIALS_DIRECTORY`) that may hold the key password,
 /// used when nothing else gives it.
@@ -26,11 +27,6 @@ pub fn refuse_unavailable(args: &KeyArgs) -> Result<(), ConfigError> {
     {
         return Err(store_unavailable());
     }
-    if args.tpm_key_password.is_some() || args.no_tpm_key_password {
-        return Err(ConfigError::conflict(
-            "TPM keys are not available in this version; use certificate and key files or a PKCS#11 token",
-        ));
-    }
     Ok(())
 }
 
@@ -44,14 +40,6 @@ pub fn store_unavailable() -> ConfigError {
 
 /// The identity of a role.
 pub fn identity_spec(role: &RoleSources, inputs: &Inputs) -> Result<IdentitySpec, ConfigError> {
-    for value in [&role.certificate, &role.private_key].into_iter().flatten() {
-        if value.value.starts_with("handle:") {
-            return Err(value.error(format!(
-                "{}: TPM key handles are not available in this version; use certificate and key files or a PKCS#11 token",
-                value.value
-            )));
-        }
-    }
     let readable = if role.allow_readable_key_files {
         Readable::Warn
     } else {
@@ -62,10 +50,17 @@ pub fn identity_spec(role: &RoleSources, inputs: &Inputs) -> Result<IdentitySpec
     // An empty password means "no password", as upstream documents, from every source:
     // an empty file must behave like `--pkcs8-password ""`.
     let password = password(role, readable, inputs)?.filter(|p| !p.expose().is_empty());
+    let tpm = tpm_options(role, readable, inputs)?;
     let token = match (&cert_uri, &key_uri) {
         (None, None) => {
             refuse_token_settings(role)?;
             None
+        }
+        _ if tpm.explicit.is_some() => {
+            return Err(ConfigError::conflict(format!(
+                "{} is for TPM keys, and the key is on a PKCS#11 token; drop it",
+                tpm.explicit.as_deref().unwrap_or_default()
+            )));
         }
         (Some(given), None) if role.private_key.is_some() => {
             let uri = &given.value;
@@ -100,7 +95,10 @@ pub fn identity_spec(role: &RoleSources, inputs: &Inputs) -> Result<IdentitySpec
     };
     let file_path = |value: &Option<Sourced<String>>, uri: &Option<Sourced<Pkcs11Uri>>| match uri {
         Some(_) => None,
-        None => value.as_ref().map(|s| PathBuf::from(&s.value)),
+        None => value
+            .as_ref()
+            .filter(|s| !s.value.starts_with(HANDLE_PREFIX))
+            .map(|s| PathBuf::from(&s.value)),
     };
     Ok(IdentitySpec {
         certificate: file_path(&role.certificate, &cert_uri),
@@ -109,7 +107,143 @@ pub fn identity_spec(role: &RoleSources, inputs: &Inputs) -> Result<IdentitySpec
         password,
         readable_key_files: readable,
         token,
+        tpm,
     })
+}
+
+/// How `--private-key` names a persistent TPM key, as upstream: `handle:0x81000101`.
+const HANDLE_PREFIX: &str = "handle:";
+
+/// The systemd credential that may hold the TPM key password.
+pub const TPM_PASSWORD_CREDENTIAL: &str = "tpm-key-password";
+
+/// The TPM settings: a persistent handle in `--private-key`, the key password from the
+/// first source that gives one (the systemd credential `tpm-key-password` last), and
+/// `$TPM_DEVICE`.
+fn tpm_options(
+    role: &RoleSources,
+    readable: Readable,
+    inputs: &Inputs,
+) -> Result<TpmOptions, ConfigError> {
+    if let Some(cert) = role
+        .certificate
+        .as_ref()
+        .filter(|c| c.value.starts_with(HANDLE_PREFIX))
+    {
+        return Err(cert.error(format!(
+            "{}: a TPM handle names a key, not a certificate; give it as the private key, and the certificate file as the certificate",
+            cert.value
+        )));
+    }
+    let handle = match role
+        .private_key
+        .as_ref()
+        .filter(|k| k.value.starts_with(HANDLE_PREFIX))
+    {
+        Some(given) => Some(parse_handle(&given.value).ok_or_else(|| {
+            given.error(format!(
+                "{}: invalid TPM handle; write the persistent handle in hex, as handle:0x81000101 or handle:81000101",
+                given.value
+            ))
+        })?),
+        None => None,
+    };
+    let password = match &role.tpm_password {
+        Some(given) => {
+            let secret = read_password(given, readable, inputs)?;
+            Some(TpmPassword {
+                secret,
+                origin: describe_source(given),
+            })
+        }
+        None => match inputs.systemd_credential(TPM_PASSWORD_CREDENTIAL) {
+            Some(path) => Some(TpmPassword {
+                secret: inputs.fs.read_secret(&path).map_err(|e| {
+                    ConfigError::conflict(format!(
+                        "the systemd credential {} cannot be read: {e}",
+                        path.display()
+                    ))
+                })?,
+                origin: format!("the systemd credential {TPM_PASSWORD_CREDENTIAL}"),
+            }),
+            None => None,
+        },
+    };
+    // An empty password is no password, as for the key password above.
+    let password = password.filter(|p| !p.secret.expose().is_empty());
+    let no_password = role.no_tpm_password.as_ref().is_some_and(|s| s.value);
+    if let (Some(given), Some(no)) = (&role.tpm_password, &role.no_tpm_password)
+        && no.value
+    {
+        return Err(ConfigError::conflict(format!(
+            "{} gives a TPM key password and {} says the key has none; keep one",
+            given.origin, no.origin
+        )));
+    }
+    // The settings a person gave for a TPM key (not the environment's or systemd's,
+    // which may serve other keys too): refused beside a key that is not in a TPM.
+    let explicit = role
+        .tpm_password
+        .as_ref()
+        .map(|s| &s.origin)
+        .or(role
+            .no_tpm_password
+            .as_ref()
+            .filter(|s| s.value)
+            .map(|s| &s.origin))
+        .filter(|o| !matches!(o, Origin::Env(_)))
+        .map(|o| o.to_string());
+    Ok(TpmOptions {
+        handle,
+        password,
+        no_password,
+        device: inputs
+            .env
+            .nonempty(crate::tpm::device_path::DEVICE_ENV)
+            .map(PathBuf::from),
+        explicit,
+    })
+}
+
+/// `handle:0x81000101` or `handle:81000101`.
+fn parse_handle(value: &str) -> Option<u32> {
+    let hex = value.strip_prefix(HANDLE_PREFIX)?;
+    let hex = hex
+        .strip_prefix("0x")
+        .or_else(|| hex.strip_prefix("0X"))
+        .unwrap_or(hex);
+    if hex.is_empty() || hex.len() > 8 {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// `--tpm-key-password-file /x` or `$ROLESANYWHERE_TPM_KEY_PASSWORD`, for messages.
+fn describe_source(given: &Sourced<PasswordSource>) -> String {
+    match &given.value {
+        PasswordSource::File(path) => format!("{} {}", given.origin, path.display()),
+        PasswordSource::Text(_) => given.origin.to_string(),
+    }
+}
+
+/// The secret of a password source: the text, or the file's content.
+fn read_password(
+    given: &Sourced<PasswordSource>,
+    readable: Readable,
+    inputs: &Inputs,
+) -> Result<Secret, ConfigError> {
+    match &given.value {
+        PasswordSource::Text(secret) => Ok(secret.clone()),
+        PasswordSource::File(path) => {
+            file::guard_secret(Role::PasswordFile, path, readable)?;
+            inputs.fs.read_secret(path).map_err(|e| {
+                given.error(format!(
+                    "{}: the password file cannot be read ({e}); check the path",
+                    path.display()
+                ))
+            })
+        }
+    }
 }
 
 /// The key password from the first source that gives one; under systemd,
@@ -280,5 +414,26 @@ pub fn certificate_source(
         None => Err(ConfigError::conflict(format!(
             "{certificate} is not a pkcs11: URI"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tpm_tests {
+    use super::parse_handle;
+
+    #[test]
+    fn handles_are_hex_with_or_without_0x() {
+        assert_eq!(parse_handle("handle:0x81000101"), Some(0x8100_0101));
+        assert_eq!(parse_handle("handle:81000101"), Some(0x8100_0101));
+        assert_eq!(parse_handle("handle:0X81000101"), Some(0x8100_0101));
+        for bad in [
+            "handle:",
+            "handle:0x",
+            "handle:xyz",
+            "handle:0x181000101",
+            "81000101",
+        ] {
+            assert_eq!(parse_handle(bad), None, "{bad}");
+        }
     }
 }

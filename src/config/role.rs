@@ -13,6 +13,9 @@ use crate::cli::CredentialArgs;
 /// The environment variable that may hold the key or PKCS#12 password.
 pub const PASSWORD_ENV: &str = "ROLESANYWHERE_PKCS8_PASSWORD";
 
+/// The environment variable that may hold the TPM key password.
+pub const TPM_PASSWORD_ENV: &str = "ROLESANYWHERE_TPM_KEY_PASSWORD";
+
 /// Where the password of an encrypted key comes from.
 #[derive(Clone, Debug)]
 pub enum PasswordSource {
@@ -34,6 +37,9 @@ pub struct RoleSources {
     pub pkcs11_pin_file: Option<Sourced<PathBuf>>,
     pub pkcs11_context_pin_file: Option<Sourced<PathBuf>>,
     pub reuse_pin: Option<Sourced<bool>>,
+    /// The TPM key password, and `--no-tpm-key-password`.
+    pub tpm_password: Option<Sourced<PasswordSource>>,
+    pub no_tpm_password: Option<Sourced<bool>>,
     pub intermediates: Option<Sourced<String>>,
     pub trust_anchor_arn: Option<Sourced<String>>,
     pub profile_arn: Option<Sourced<String>>,
@@ -148,6 +154,19 @@ fn merge(
             .map(|v| Sourced::new(PasswordSource::Text(v.into()), Origin::Env(PASSWORD_ENV))),
         in_file!(pkcs8_password_file).map(|s| s.map(PasswordSource::File)),
     ]);
+    let tpm_password = first([
+        flag(&key.tpm_key_password, "--tpm-key-password")
+            .map(|s| s.map(|v| PasswordSource::Text(v.into()))),
+        flag(&key.tpm_key_password_file, "--tpm-key-password-file")
+            .map(|s| s.map(PasswordSource::File)),
+        env.get(TPM_PASSWORD_ENV).map(|v| {
+            Sourced::new(
+                PasswordSource::Text(v.into()),
+                Origin::Env(TPM_PASSWORD_ENV),
+            )
+        }),
+        in_file!(tpm_key_password_file).map(|s| s.map(PasswordSource::File)),
+    ]);
     // As the AWS SDKs: the endpoint URLs of the environment and the shared config file
     // are not used when either says so.
     let ignore_endpoints = env
@@ -189,6 +208,12 @@ fn merge(
             key.reuse_pin
                 .then(|| Sourced::new(true, Origin::Flag("--reuse-pin"))),
             in_file!(reuse_pin),
+        ]),
+        tpm_password,
+        no_tpm_password: first([
+            key.no_tpm_key_password
+                .then(|| Sourced::new(true, Origin::Flag("--no-tpm-key-password"))),
+            in_file!(no_tpm_key_password),
         ]),
         intermediates: first([
             flag(&args.intermediates, "--intermediates"),

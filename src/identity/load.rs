@@ -34,10 +34,9 @@ impl Identity {
         if let Some(token) = &spec.token {
             return Self::load_token(spec, token, now);
         }
-        let (key, certs, cert_path) = key_and_certificates(spec)?;
-        let (leaf, others) = leaf_for_key(spec, &key, certs, &cert_path)?;
+        let (signer, certs, cert_path) = key_and_certificates(spec)?;
+        let (leaf, others) = leaf_for_key(spec, &signer, certs, &cert_path)?;
         let source = format!("certificate {}", cert_path.display());
-        let signer = Signer::File(Arc::new(key));
         Self::assemble(spec, leaf, others, signer, &source, now)
     }
 

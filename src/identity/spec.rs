@@ -1,10 +1,12 @@
-//! Where an identity is: the flags that name its files or its objects on a token.
+//! Where an identity is: the flags that name its files, its objects on a token, or its
+//! key in the TPM.
 
 use std::path::PathBuf;
 
 use crate::input_file::Readable;
 use crate::pkcs11::token::spec::TokenSpec;
 use crate::secret::Secret;
+use crate::tpm::TpmOptions;
 
 /// Where to find an identity: the file flags of the official helper, and the objects on
 /// a PKCS#11 token when `--certificate` or `--private-key` is a `pkcs11:` URI.
@@ -24,6 +26,9 @@ pub struct IdentitySpec {
     /// The key (and perhaps the certificate) on a token; `certificate` may still name a
     /// certificate file for a key on a token.
     pub token: Option<TokenSpec>,
+    /// TPM keys: a persistent handle given as `--private-key handle:0x81...`, the key's
+    /// password, and the device. A `TSS2 PRIVATE KEY` file is found by its PEM label.
+    pub tpm: TpmOptions,
 }
 
 impl IdentitySpec {

@@ -96,6 +96,9 @@ pub enum CreateSessionError {
     /// The key could not sign.
     #[error("cannot sign the request: {0}")]
     Sign(String),
+    /// The device holding the key (a TPM) failed or stayed busy; it may sign later.
+    #[error("cannot sign the request: {0}")]
+    SignUnavailable(String),
 }
 
 impl CreateSessionError {
@@ -109,7 +112,10 @@ impl CreateSessionError {
             Self::Service { message, .. } if is_clock_skew(message) => true,
             Self::Service { status, .. } => !is_refusal_status(*status),
             Self::Tls { .. } | Self::InvalidResponse { .. } | Self::Sign(_) => false,
-            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Timeout { .. } => true,
+            Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::Timeout { .. }
+            | Self::SignUnavailable(_) => true,
         }
     }
 }
@@ -272,5 +278,6 @@ mod tests {
             .is_transient()
         );
         assert!(!CreateSessionError::Sign("no key".into()).is_transient());
+        assert!(CreateSessionError::SignUnavailable("TPM busy".into()).is_transient());
     }
 }

@@ -9,6 +9,7 @@ use super::error::CreateSessionError;
 use super::settings::SessionParams;
 use crate::identity::Identity;
 use crate::sigv4x509::{self, SessionRequest};
+use crate::x509::SignatureError;
 
 /// A signed request, ready to send.
 pub(super) struct Signed {
@@ -68,7 +69,10 @@ pub(super) async fn sign(
     let signature = identity
         .sign_off_thread(prepared.string_to_sign.as_bytes())
         .await
-        .map_err(|e| CreateSessionError::Sign(e.to_string()))?;
+        .map_err(|e| match e {
+            SignatureError::Unavailable(_) => CreateSessionError::SignUnavailable(e.to_string()),
+            other => CreateSessionError::Sign(other.to_string()),
+        })?;
     let authorization =
         prepared.authorization(algorithm, identity.leaf().serial_decimal(), &signature);
     let mut headers = Vec::with_capacity(prepared.headers.len());

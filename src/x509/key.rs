@@ -47,6 +47,10 @@ pub enum SignatureError {
     Invalid,
     #[error("the {0} key cannot make or check {1} signatures")]
     WrongAlgorithm(&'static str, &'static str),
+    /// The device that holds the key (a TPM) failed or stayed busy: a later attempt may
+    /// succeed.
+    #[error("signing failed: {0}")]
+    Unavailable(String),
 }
 
 /// The curve or modulus family of a key, as `read-certificate-data` names it.

@@ -32,4 +32,5 @@ mod serve_reload;
 mod serve_sdks;
 mod serve_start;
 mod systemd;
+mod tpm;
 mod update;

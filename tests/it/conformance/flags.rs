@@ -77,7 +77,7 @@ fn variants(subcommand: &str) -> Vec<Variant> {
     let v = |flag, args, official, ours| Variant { flag, args, official, ours };
     // The flags of a key on a token or in a TPM, beside file keys: the official helper
     // ignores them; ours refuses them with one line saying what they are for (README
-    // "Status": TPM keys are not available, the flags are answered with one clear line).
+    // "Differences from the official helper").
     let token_and_tpm = [
         v("--pkcs11-lib", "--pkcs11-lib /nonexistent/libp11.so", 0, 1),
         v("--reuse-pin", "--reuse-pin", 0, 1),

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark: one `credential-process` (one CreateSession) signed by a TPM key on swtpm,
+# beside the same call with a file key, against the local emulator over HTTPS; and AWS's
+# official helper with the same TPM key when it is there (bench/official.sh).
+#
+#   bench/tpm.sh [RUNS]     (default 25 runs per case)
+#
+# Needs swtpm, tpm2-tools and tpm2-openssl (tests/run.sh installs them). swtpm runs on a Unix
+# socket with a fresh state; keys are made with tpm2-openssl under the owner hierarchy, so
+# each signature also makes the storage primary key (CreatePrimary, Load, Sign, two
+# FlushContext), as upstream does. Prints the median CPU time (user+sys of the helper alone:
+# swtpm's work is in another process) and wall time (which includes swtpm's) per case; the
+# cases take turns run by run. Not a test: the figures go in the README.
+set -euo pipefail
+start_dir=$PWD
+cd "$(dirname "$0")/.."
+runs=${1:-25}
+
+. bench/official.sh
+
+for tool in swtpm tpm2_flushcontext; do
+  command -v "$tool" >/dev/null || { echo "bench/tpm.sh: $tool is missing; run tests/run.sh"; exit 1; }
+done
+cargo build --release --quiet
+bin=$(pwd)/target/release/rolesanywhere-helper
+work=$(mktemp -d)
+export work
+trap 'kill $emu $tpm 2>/dev/null || true; rm -rf "$work"' EXIT
+
+ta=arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/bench
+pr=arn:aws:rolesanywhere:us-east-1:111122223333:profile/bench
+role=arn:aws:iam::111122223333:role/bench
+
+dir="$work/pki"
+"$bin" pki init "$dir" --key-type p256 >/dev/null
+"$bin" emulate --trust-anchor "$dir/root-ca.pem" --port 0 >"$work/emu.out" 2>"$work/emu.err" &
+emu=$!
+swtpm socket --tpm2 --tpmstate dir="$work" --server type=unixio,path="$work/sock" \
+  --ctrl type=unixio,path="$work/sock.ctrl" --flags not-need-init,startup-clear 2>/dev/null &
+tpm=$!
+for _ in $(seq 100); do
+  grep -q '^listening on ' "$work/emu.out" 2>/dev/null && [ -S "$work/sock" ] && break
+  sleep 0.05
+done
+url=$(sed -n 's/^listening on //p' "$work/emu.out" | head -1)
+ca=$(grep -o '/[^ ]*\.pem' "$work/emu.out" | head -1)
+[ -n "$url" ] && [ -f "$ca" ] || { echo "emulator did not start"; cat "$work/emu.err"; exit 1; }
+export AWS_CA_BUNDLE=$ca TPM_DEVICE=$work/sock TPM2OPENSSL_TCTI=swtpm:path=$work/sock
+
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' >"$work/leaf.ext"
+# A TPM key NAME.tss.pem (genpkey options after the name) and its certificate NAME.pem.
+tpm_key() {
+  local name=$1
+  shift
+  (cd "$work" &&
+    openssl genpkey -provider tpm2 "$@" -out "$name.tss.pem" 2>/dev/null &&
+    openssl req -new -provider tpm2 -provider default -propquery '?provider=tpm2' \
+      -key "$name.tss.pem" -subj "/CN=$name" -out "$name.csr" &&
+    openssl x509 -req -in "$name.csr" -CA "$dir/root-ca.pem" -CAkey "$dir/root-ca.key" \
+      -CAcreateserial -days 2 -extfile leaf.ext -out "$name.pem" 2>/dev/null)
+}
+tpm_key tpm-p256 -algorithm EC -pkeyopt group:P-256
+tpm_key tpm-rsa2048 -algorithm RSA -pkeyopt bits:2048
+
+common=(--trust-anchor-arn "$ta" --profile-arn "$pr" --role-arn "$role" --endpoint "$url")
+cases=(
+  file-p256 "$bin" credential-process --certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" "${common[@]}"
+  --next tpm-p256 "$bin" credential-process --certificate "$work/tpm-p256.pem" --private-key "$work/tpm-p256.tss.pem" "${common[@]}"
+  --next tpm-rsa2048 "$bin" credential-process --certificate "$work/tpm-rsa2048.pem" --private-key "$work/tpm-rsa2048.tss.pem" "${common[@]}"
+)
+if [ -n "$official" ]; then
+  cases+=(--next official-tpm-p256 "$official" credential-process --certificate "$work/tpm-p256.pem"
+    --private-key "$work/tpm-p256.tss.pem" --no-tpm-key-password "${common[@]}")
+fi
+
+python3 - "$runs" "${cases[@]}" <<'PY'
+import json, os, statistics, subprocess, sys, time
+runs, args = int(sys.argv[1]), sys.argv[2:]
+cases, case = [], []
+for arg in args + ["--next"]:
+    if arg == "--next":
+        cases.append((case[0], case[1:]))
+        case = []
+    else:
+        case.append(arg)
+out_file, err_file = os.environ["work"] + "/out", os.environ["work"] + "/err"
+figures = {label: ([], []) for label, _ in cases}
+for _ in range(runs):
+    for label, cmd in cases:
+        cpu, wall = figures[label]
+        start = time.perf_counter()
+        with open(out_file, "wb") as out, open(err_file, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
+        wall.append((time.perf_counter() - start) * 1000)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"{label} failed: {open(err_file).read()}")
+        try:
+            key = json.load(open(out_file)).get("AccessKeyId")
+        except (ValueError, AttributeError):
+            key = None
+        if not key:
+            sys.exit(f"{label} printed no credentials: {open(err_file).read()}")
+        cpu.append(usage.ru_utime + usage.ru_stime)
+base = statistics.median(figures["file-p256"][1])
+print("%-20s %8s %8s   %s" % ("case", "cpu ms", "wall ms", "wall to file-p256"))
+for label, (cpu, wall) in figures.items():
+    w = statistics.median(wall)
+    print("%-20s %8.2f %8.2f   %.2fx" % (label, statistics.median(cpu) * 1000, w, w / base))
+print(f"medians of {runs} runs")
+PY
