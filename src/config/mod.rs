@@ -59,4 +59,6 @@ pub fn credential_process(
 #[cfg(test)]
 mod chain_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
