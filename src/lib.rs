@@ -27,6 +27,7 @@ pub mod logging;
 pub mod pkcs11;
 pub mod pki;
 pub mod refresh;
+pub mod refusal;
 pub mod rolesanywhere;
 pub mod secret;
 pub mod serve;

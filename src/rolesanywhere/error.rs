@@ -63,7 +63,7 @@ pub enum CreateSessionError {
         attempts: u32,
     },
     /// The server could not be reached or the connection broke.
-    #[error("cannot reach {url}: {cause} (after {attempts} attempt{}); check the endpoint, the network and any proxy settings", plural(*.attempts))]
+    #[error("cannot reach {url}: {cause} (after {attempts} attempt{}); check the endpoint, the network and any proxy settings", crate::refusal::plural(*.attempts))]
     Connect {
         url: String,
         cause: String,
@@ -77,14 +77,14 @@ pub enum CreateSessionError {
         hint: &'static str,
     },
     /// No connection within the connect timeout.
-    #[error("cannot connect to {url} within {seconds} s (after {attempts} attempt{}); check the endpoint and the network, or raise --connect-timeout", plural(*.attempts))]
+    #[error("cannot connect to {url} within {seconds} s (after {attempts} attempt{}); check the endpoint and the network, or raise --connect-timeout", crate::refusal::plural(*.attempts))]
     ConnectTimeout {
         url: String,
         seconds: u64,
         attempts: u32,
     },
     /// No complete answer within the attempt timeout.
-    #[error("no complete answer from {url} within {seconds} s (after {attempts} attempt{}); check the network, or raise --timeout", plural(*.attempts))]
+    #[error("no complete answer from {url} within {seconds} s (after {attempts} attempt{}); check the network, or raise --timeout", crate::refusal::plural(*.attempts))]
     Timeout {
         url: String,
         seconds: u64,
@@ -120,10 +120,6 @@ impl CreateSessionError {
     }
 }
 
-fn plural(n: u32) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
 fn describe_refusal(
     status: &u16,
     error_type: &str,
@@ -131,23 +127,17 @@ fn describe_refusal(
     request_id: Option<&str>,
     attempts: u32,
 ) -> String {
-    let verb = if *status >= 500 || *status == 429 {
-        "failed"
-    } else {
-        "refused"
-    };
-    let mut out = format!("CreateSession {verb} ({status} {error_type}): {message}");
-    if let Some(hint) = refusal_hint(error_type, message) {
-        out.push_str(" - ");
-        out.push_str(hint);
-    }
-    if attempts > 1 {
-        out.push_str(&format!(" (after {attempts} attempts)"));
-    }
-    if let Some(id) = request_id {
-        out.push_str(&format!(" [request id {id}]"));
-    }
-    out
+    crate::refusal::line(
+        "CreateSession",
+        &crate::refusal::Refusal {
+            status: *status,
+            code: error_type,
+            message,
+            hint: refusal_hint(error_type, message),
+            request_id,
+            attempts,
+        },
+    )
 }
 
 /// What a user can do about the service's known refusals.

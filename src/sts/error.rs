@@ -15,7 +15,7 @@ pub enum AssumeRoleError {
         attempts: u32,
     },
     /// STS could not be reached, or the connection broke or timed out.
-    #[error("AssumeRole {role_arn}: cannot reach {url}: {cause} (after {attempts} attempt{}); check --sts-endpoint (or AWS_ENDPOINT_URL_STS), the network and any proxy settings", plural(*.attempts))]
+    #[error("AssumeRole {role_arn}: cannot reach {url}: {cause} (after {attempts} attempt{}); check --sts-endpoint (or AWS_ENDPOINT_URL_STS), the network and any proxy settings", crate::refusal::plural(*.attempts))]
     Transport {
         role_arn: String,
         url: String,
@@ -67,10 +67,6 @@ impl AssumeRoleError {
     }
 }
 
-fn plural(n: u32) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
 fn describe(
     role_arn: &str,
     status: u16,
@@ -79,23 +75,17 @@ fn describe(
     request_id: Option<&str>,
     attempts: u32,
 ) -> String {
-    let verb = if status >= 500 || status == 429 {
-        "failed"
-    } else {
-        "refused"
-    };
-    let mut out = format!("AssumeRole {role_arn} {verb} ({status} {code}): {message}");
-    if let Some(hint) = hint(code, message) {
-        out.push_str(" - ");
-        out.push_str(hint);
-    }
-    if attempts > 1 {
-        out.push_str(&format!(" (after {attempts} attempts)"));
-    }
-    if let Some(id) = request_id {
-        out.push_str(&format!(" [request id {id}]"));
-    }
-    out
+    crate::refusal::line(
+        &format!("AssumeRole {role_arn}"),
+        &crate::refusal::Refusal {
+            status,
+            code,
+            message,
+            hint: hint(code, message),
+            request_id,
+            attempts,
+        },
+    )
 }
 
 /// What a user can do about STS's refusals.
