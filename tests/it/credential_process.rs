@@ -112,6 +112,20 @@ impl Setup {
         common::json_stdout(&common::run(&mut aws), "aws sts get-caller-identity")
     }
 
+    /// Sets up an AWS CLI or botocore process to read only the AWS config file `config`
+    /// (no credentials file, no credentials in the environment) and to trust the emulator.
+    pub fn aws_env<'a>(&'a self, config: &'a Path) -> impl Fn(&mut Command) + 'a {
+        move |cmd: &mut Command| {
+            cmd.env("AWS_CONFIG_FILE", config)
+                .env("AWS_SHARED_CREDENTIALS_FILE", self.path("no-credentials"))
+                .env("AWS_CA_BUNDLE", &self.ca_bundle)
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env_remove("AWS_PROFILE");
+        }
+    }
+
     /// The leaf key encrypted with `password` (PKCS#8, PBES2 with AES-256-CBC, by openssl),
     /// as `leaf.enc.key`.
     pub fn encrypted_leaf_key(&self, password: &str) -> PathBuf {
@@ -687,16 +701,8 @@ fn aws_cli_and_botocore_use_it_as_credential_process() {
         format!("[profile ra]\nregion = {REGION}\n{line}\n"),
     )
     .unwrap();
-    let aws_env = |cmd: &mut Command| {
-        cmd.env("AWS_CONFIG_FILE", &config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", setup.path("no-credentials"))
-            .env("AWS_CA_BUNDLE", &setup.ca_bundle)
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE");
-    };
-    let identity = setup.caller_identity("ra", aws_env);
+    let aws_env = setup.aws_env(&config);
+    let identity = setup.caller_identity("ra", &aws_env);
     let arn = identity["Arn"].as_str().unwrap();
     assert!(
         arn.starts_with("arn:aws:sts::111122223333:assumed-role/onprem-app/"),

@@ -464,15 +464,7 @@ fn the_aws_cli_reads_credentials_through_the_daemon_socket() {
     )
     .unwrap();
     for _ in 0..3 {
-        let identity = setup.caller_identity("ra", |cmd| {
-            cmd.env("AWS_CONFIG_FILE", &config)
-                .env("AWS_SHARED_CREDENTIALS_FILE", setup.path("no-credentials"))
-                .env("AWS_CA_BUNDLE", &setup.ca_bundle)
-                .env_remove("AWS_ACCESS_KEY_ID")
-                .env_remove("AWS_SECRET_ACCESS_KEY")
-                .env_remove("AWS_SESSION_TOKEN")
-                .env_remove("AWS_PROFILE");
-        });
+        let identity = setup.caller_identity("ra", setup.aws_env(&config));
         let arn = identity["Arn"].as_str().unwrap();
         assert!(arn.contains(":assumed-role/onprem-app/"), "{arn}");
     }

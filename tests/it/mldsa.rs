@@ -273,15 +273,7 @@ fn aws_cli_signs_with_credentials_from_an_mldsa_key() {
         ),
     )
     .unwrap();
-    let identity = setup.caller_identity("pq", |cmd| {
-        cmd.env("AWS_CONFIG_FILE", &config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", setup.path("no-credentials"))
-            .env("AWS_CA_BUNDLE", &setup.ca_bundle)
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE");
-    });
+    let identity = setup.caller_identity("pq", setup.aws_env(&config));
     let arn = identity["Arn"].as_str().unwrap();
     assert!(
         arn.starts_with("arn:aws:sts::111122223333:assumed-role/onprem-app/"),

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use rolesanywhere_helper::pki::KeyType;
 
 use crate::common::{self, require_tool, run, run_ok};
-use crate::credential_process::{PROFILE, REGION, ROLE, Setup, TA, credentials, free_port};
+use crate::credential_process::{
+    PROFILE, REGION, ROLE, Setup, TA, credentials, failure, free_port,
+};
 use crate::serve_daemon::{Daemon, imds_credentials};
 
 /// A running swtpm with its own state directory, stopped when dropped.
@@ -254,14 +256,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// One line on stderr, exit 1; the line.
-fn one_line_failure(out: &std::process::Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_owned();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    stderr
-}
-
 #[test]
 fn tss2_key_files_of_each_type_get_credentials() {
     let (setup, tpm) = setup();
@@ -390,7 +384,7 @@ fn an_rsa_key_with_a_password_takes_it_from_each_source() {
     assert_eq!(tpm.lockout_counter(), 0);
 
     // Without any: one line saying how to give it, and the TPM is not asked.
-    let line = one_line_failure(&credential_process(&setup, &tpm, &identity));
+    let line = failure(&credential_process(&setup, &tpm, &identity));
     assert!(
         line.contains("has a password (emptyAuth is not set) and none was given"),
         "{line}"
@@ -418,7 +412,7 @@ fn a_wrong_password_is_one_line_counted_once_and_never_retried_by_a_daemon() {
         "4321",
     ];
     assert_eq!(tpm.lockout_counter(), 0);
-    let line = one_line_failure(&credential_process(&setup, &tpm, &identity));
+    let line = failure(&credential_process(&setup, &tpm, &identity));
     assert!(
         line.contains(
             "was refused its password from --tpm-key-password by the TPM (TPM_RC_AUTH_FAIL"
@@ -459,7 +453,7 @@ fn a_persistent_handle_gets_credentials_with_and_without_0x() {
         credentials(&out);
     }
     // Without --no-tpm-key-password the key may have a password: say so, ask nothing.
-    let line = one_line_failure(&credential_process(
+    let line = failure(&credential_process(
         &setup,
         &tpm,
         &[
@@ -473,7 +467,7 @@ fn a_persistent_handle_gets_credentials_with_and_without_0x() {
         line.contains("may have a password and none was given"),
         "{line}"
     );
-    let line = one_line_failure(&credential_process(
+    let line = failure(&credential_process(
         &setup,
         &tpm,
         &[
@@ -512,15 +506,10 @@ fn the_aws_cli_uses_credentials_signed_by_a_tpm_key() {
         format!("[profile ra]\nregion = {REGION}\n{line}\n"),
     )
     .unwrap();
+    let aws_env = setup.aws_env(&config);
     let identity = setup.caller_identity("ra", |cmd| {
-        cmd.env("AWS_CONFIG_FILE", &config)
-            .env("AWS_SHARED_CREDENTIALS_FILE", setup.path("no-credentials"))
-            .env("AWS_CA_BUNDLE", &setup.ca_bundle)
-            .env("TPM_DEVICE", tpm.sock())
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE");
+        aws_env(cmd);
+        cmd.env("TPM_DEVICE", tpm.sock());
     });
     let arn = identity["Arn"].as_str().unwrap();
     assert!(
@@ -567,7 +556,7 @@ fn a_policy_key_is_refused_with_one_line() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let line = one_line_failure(&credential_process(
+    let line = failure(&credential_process(
         &setup,
         &tpm,
         &["--certificate", s(&cert), "--private-key", s(&policy_key)],
@@ -595,7 +584,7 @@ fn a_key_for_another_certificate_is_refused_before_any_request() {
         &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
         None,
     );
-    let line = one_line_failure(&credential_process(
+    let line = failure(&credential_process(
         &setup,
         &tpm,
         &["--certificate", s(&other_cert), "--private-key", s(&key)],
@@ -625,7 +614,7 @@ fn a_missing_device_is_one_line_naming_tpm_device() {
         "--private-key",
         s(&key),
     ]);
-    let line = one_line_failure(&run(&mut cmd));
+    let line = failure(&run(&mut cmd));
     assert!(
         line.contains(&format!("$TPM_DEVICE={}", gone.display())),
         "{line}"
@@ -634,7 +623,7 @@ fn a_missing_device_is_one_line_naming_tpm_device() {
     if !Path::new("/dev/tpmrm0").exists() && !Path::new("/dev/tpm0").exists() {
         let mut cmd = setup.command();
         cmd.args(["--certificate", s(&cert), "--private-key", s(&key)]);
-        let line = one_line_failure(&run(&mut cmd));
+        let line = failure(&run(&mut cmd));
         assert!(
             line.contains("no TPM device ($TPM_DEVICE is not set, and neither /dev/tpmrm0 nor /dev/tpm0 exists)"),
             "{line}"
@@ -774,7 +763,7 @@ fn a_tpm_key_for_an_ml_dsa_certificate_is_refused_with_one_line() {
         None,
     );
     let mldsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mldsa/mldsa65-cert.pem");
-    let line = one_line_failure(&credential_process(
+    let line = failure(&credential_process(
         &setup,
         &tpm,
         &["--certificate", s(&mldsa), "--private-key", s(&key)],
@@ -867,7 +856,7 @@ fn decrypt_only_and_policy_only_keys_are_refused_with_one_line() {
     for (handle, attributes, problem) in cases {
         tpm.persistent_key_with(dir, handle, &["-a", attributes]);
         let key = format!("handle:{handle}");
-        let line = one_line_failure(&credential_process(
+        let line = failure(&credential_process(
             &setup,
             &tpm,
             &[
