@@ -97,7 +97,7 @@ pub fn parse(area: &[u8]) -> Result<TpmPublic, PublicError> {
                 e => e,
             };
             let modulus = r.sized("RSA modulus")?;
-            rsa_public_key(modulus, &exponent.to_be_bytes())
+            PublicKey::rsa_from_parts(modulus, &exponent.to_be_bytes())
                 .ok_or(Malformed("the RSA modulus is not a valid key"))?
         }
         ALG_ECC => {
@@ -117,21 +117,6 @@ pub fn parse(area: &[u8]) -> Result<TpmPublic, PublicError> {
         attributes,
         auth_policy_len,
     })
-}
-
-/// An RSA public key from its modulus and exponent bytes.
-fn rsa_public_key(n: &[u8], e: &[u8]) -> Option<PublicKey> {
-    use der::Encode as _;
-    use rsa::pkcs1::DecodeRsaPublicKey as _;
-    let encoded = pkcs1::RsaPublicKey {
-        modulus: der::asn1::UintRef::new(n).ok()?,
-        public_exponent: der::asn1::UintRef::new(e).ok()?,
-    }
-    .to_der()
-    .ok()?;
-    rsa::RsaPublicKey::from_pkcs1_der(&encoded)
-        .ok()
-        .map(PublicKey::Rsa)
 }
 
 /// An EC public key from its curve and coordinates (each left-padded to the field size,

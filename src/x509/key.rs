@@ -173,6 +173,22 @@ pub enum PublicKey {
 }
 
 impl PublicKey {
+    /// An RSA public key from its big-endian modulus and exponent, as a token or a TPM
+    /// gives them; `None` when they do not make a valid key.
+    pub fn rsa_from_parts(n: &[u8], e: &[u8]) -> Option<Self> {
+        use der::Encode as _;
+        use rsa::pkcs1::DecodeRsaPublicKey as _;
+        let encoded = pkcs1::RsaPublicKey {
+            modulus: der::asn1::UintRef::new(n).ok()?,
+            public_exponent: der::asn1::UintRef::new(e).ok()?,
+        }
+        .to_der()
+        .ok()?;
+        rsa::RsaPublicKey::from_pkcs1_der(&encoded)
+            .ok()
+            .map(Self::Rsa)
+    }
+
     /// RSA, EC or an ML-DSA parameter set.
     pub fn key_type(&self) -> KeyType {
         match self {

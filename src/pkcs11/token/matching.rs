@@ -38,7 +38,7 @@ impl Lookup<'_> {
         match key.kind {
             KeyKind::Rsa => {
                 let (n, e) = key.rsa.as_ref()?;
-                rsa_public_key(n, e)
+                PublicKey::rsa_from_parts(n, e)
             }
             KeyKind::Ec => {
                 if key.id.is_empty() {
@@ -139,21 +139,6 @@ impl Lookup<'_> {
             .iter()
             .position(|p| p.verify(&probe, Digest::Sha256, &signature).is_ok()))
     }
-}
-
-/// An RSA public key from its modulus and exponent bytes.
-fn rsa_public_key(n: &[u8], e: &[u8]) -> Option<PublicKey> {
-    use der::Encode as _;
-    use rsa::pkcs1::DecodeRsaPublicKey as _;
-    let encoded = pkcs1::RsaPublicKey {
-        modulus: der::asn1::UintRef::new(n).ok()?,
-        public_exponent: der::asn1::UintRef::new(e).ok()?,
-    }
-    .to_der()
-    .ok()?;
-    rsa::RsaPublicKey::from_pkcs1_der(&encoded)
-        .ok()
-        .map(PublicKey::Rsa)
 }
 
 /// An EC public key from a `CKA_EC_POINT`: the DER OCTET STRING PKCS#11 specifies, or the
