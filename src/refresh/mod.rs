@@ -12,17 +12,25 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::credentials::Credentials;
 
+mod clock;
+mod engine;
+mod pacing;
+mod schedule;
 mod session_source;
 mod source;
+pub use clock::{Clock, SharedClock, SystemClock};
+pub use pacing::{Bucket, Pacers, Pacing};
+#[cfg(any(test, fuzzing))]
+pub(crate) use schedule::refresh_delay;
+pub use schedule::Schedule;
 pub use session_source::SessionSource;
-pub use source::{CredentialSource, FetchError, Fetched};
+pub use source::{CredentialSource, FetchError, Fetched, quota_key_of};
 
 /// Counters and facts about one refresher, for health reports and metrics.
 #[derive(Debug, Default)]
@@ -66,25 +74,6 @@ pub enum Unavailable {
     Stale(String),
     #[error("credentials could not be obtained: {0}")]
     Stopped(String),
-}
-
-/// Timing knobs; the defaults suit production, tests shrink them.
-#[derive(Clone, Debug)]
-pub struct Schedule {
-    /// First wait after a failed attempt; doubled each time up to `max_backoff`.
-    pub min_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Self {
-            min_backoff: Duration::from_secs(1),
-            // Past the last good credentials every client is failing, so recovery should
-            // follow the service within seconds; full jitter spreads a fleet's retries.
-            max_backoff: Duration::from_secs(30),
-        }
-    }
 }
 
 /// The reading side: cheap to clone, one per listener.
@@ -207,136 +196,12 @@ pub fn serve_until(credentials: &Credentials, received: OffsetDateTime) -> Offse
     credentials.expiration - floor(credentials.expiration - received)
 }
 
-/// When the next refresh is due: between 45 % and 50 % of the lifetime after receipt.
-pub(crate) fn refresh_delay(
-    credentials: &Credentials,
-    received: OffsetDateTime,
-    now: OffsetDateTime,
-) -> Duration {
-    let lifetime = (credentials.expiration - received)
-        .as_seconds_f64()
-        .max(0.0);
-    let fraction = 0.45 + 0.05 * unit_random();
-    let due = received + time::Duration::seconds_f64(lifetime * fraction);
-    Duration::try_from(due - now).unwrap_or(Duration::ZERO)
-}
-
-/// A uniform value in [0, 1).
-fn unit_random() -> f64 {
-    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Full-jitter backoff for attempt `n` (1-based), never past `limit` if one is given.
-fn retry_delay(schedule: &Schedule, n: u32, limit: Option<Duration>) -> Duration {
-    let jitter = crate::backoff::full_jitter(schedule.min_backoff, schedule.max_backoff, n);
-    let wait = schedule.min_backoff.max(jitter);
-    limit.map_or(wait, |l| wait.min(l.max(schedule.min_backoff)))
-}
-
 /// Starts the refresher for one role on the current tokio runtime.
 pub fn spawn(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule) -> Handle {
     let (tx, rx) = watch::channel(State::Starting { last_error: None });
     let stats = Arc::new(Stats::default());
-    tokio::spawn(run(role, source, schedule, tx, stats.clone()));
+    tokio::spawn(engine::run(role, source, schedule, tx, stats.clone()));
     Handle { rx, stats }
-}
-
-async fn run(
-    role: String,
-    source: Arc<dyn CredentialSource>,
-    schedule: Schedule,
-    tx: watch::Sender<State>,
-    stats: Arc<Stats>,
-) {
-    let mut failures: u32 = 0;
-    loop {
-        let outcome = source.fetch().await;
-        let now = OffsetDateTime::now_utc();
-        let wait = match outcome {
-            Ok(Fetched {
-                credentials,
-                serial,
-                certificate_not_after,
-            }) => {
-                failures = 0;
-                stats.successes.fetch_add(1, Ordering::Relaxed);
-                if let Some(t) = certificate_not_after {
-                    stats
-                        .certificate_not_after
-                        .store(t.unix_timestamp(), Ordering::Relaxed);
-                }
-                tracing::info!(
-                    role = %role,
-                    expires = %crate::identity::rfc3339(credentials.expiration),
-                    serial = %serial,
-                    "credentials refreshed"
-                );
-                let delay = refresh_delay(&credentials, now, now);
-                tx.send_replace(State::Ready {
-                    credentials: Arc::new(credentials),
-                    received: now,
-                    last_error: None,
-                });
-                delay
-            }
-            Err(error) => {
-                failures += 1;
-                let permanent = !error.is_transient();
-                let message = error.to_string();
-                let counter = if permanent {
-                    &stats.permanent_failures
-                } else {
-                    &stats.transient_failures
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let current = tx.borrow().clone();
-                match current {
-                    State::Starting { .. } if permanent => {
-                        // The one who waits for the first credentials reports the error
-                        // (serve and update exit with it, a reload logs it): one line.
-                        tracing::debug!(role = %role, error = %message, "cannot obtain credentials; giving up");
-                        tx.send_replace(State::Stopped { error: message });
-                        return;
-                    }
-                    State::Starting { .. } => {
-                        let delay = retry_delay(&schedule, failures, None);
-                        tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "first fetch failed; retrying");
-                        tx.send_replace(State::Starting {
-                            last_error: Some(message),
-                        });
-                        delay
-                    }
-                    State::Ready {
-                        credentials,
-                        received,
-                        ..
-                    } => {
-                        // Retry well before the credentials stop being servable, so that one
-                        // more attempt fits in; a permanent error is retried too, since a
-                        // renewed certificate or a fixed profile can cure it.
-                        let left =
-                            credentials.expiration - now - floor(credentials.expiration - received);
-                        let limit = Duration::try_from(left / 4).ok();
-                        let delay = retry_delay(&schedule, failures, limit);
-                        tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "refresh failed; keeping the last good credentials while they last");
-                        tx.send_replace(State::Ready {
-                            credentials,
-                            received,
-                            last_error: Some(message),
-                        });
-                        delay
-                    }
-                    State::Stopped { .. } => return,
-                }
-            }
-        };
-        // When every reader is gone (the role was reloaded or the daemon is stopping),
-        // stop at once rather than after one more CreateSession.
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = tx.closed() => return,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -345,6 +210,7 @@ mod tests {
     use std::pin::Pin;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
 
     use super::*;
     use crate::secret::Secret;
@@ -403,6 +269,10 @@ mod tests {
         Schedule {
             min_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
+            min_interval: Duration::from_millis(5),
+            min_servable: Duration::from_millis(50),
+            wall_check: Duration::from_millis(20),
+            ..Schedule::default()
         }
     }
 

@@ -41,4 +41,8 @@ impl CredentialSource for SessionSource {
             })
         })
     }
+
+    fn quota_key(&self) -> String {
+        super::source::quota_key_of(&self.params.trust_anchor_arn, &self.params.region)
+    }
 }
