@@ -174,7 +174,7 @@ pub fn create_session(
             format!("the system random generator failed: {e}"),
         )
     })?;
-    let expiration = now + duration;
+    let expiration = now + duration + state.faults.expiry_skew_seconds();
     let body = json!({
         "credentialSet": [{
             "assumedRoleUser": { "arn": assumed_role_arn, "assumedRoleId": assumed_role_id },

@@ -32,6 +32,7 @@ mod sessions;
 mod signature;
 mod state;
 mod sts;
+mod throttle;
 mod tls;
 mod verify;
 
