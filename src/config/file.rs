@@ -24,6 +24,11 @@ pub struct Top {
     pub cert_expiry_warning_days: Option<Spanned<u32>>,
     /// Host names answered besides IP addresses and localhost.
     pub allowed_hosts: Option<Spanned<Vec<String>>>,
+    /// CreateSession calls per second and burst per account and region, and the window
+    /// (seconds) the first fetches are spread over.
+    pub pacing_rate: Option<Spanned<f64>>,
+    pub pacing_burst: Option<Spanned<u32>>,
+    pub start_window: Option<Spanned<u64>>,
     #[serde(default, rename = "role")]
     pub roles: Vec<Spanned<RoleEntry>>,
 }

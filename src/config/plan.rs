@@ -26,6 +26,8 @@ pub struct Plan {
     /// Where `/healthz` and `/metrics` are served, if anywhere.
     pub ops: Option<Endpoint>,
     pub cert_expiry_warning_days: u32,
+    /// How fast CreateSession may be called.
+    pub pacing: super::pacing::PacingPlan,
 }
 
 /// Where a listener listens: an address to bind, or a socket passed by systemd socket

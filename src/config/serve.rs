@@ -100,6 +100,7 @@ pub fn serve_plan(
     plan.allowed_hosts = allowed_hosts.map(|h| h.value).unwrap_or_default();
     plan.cert_expiry_warning_days =
         warning_days.map_or(DEFAULT_CERT_EXPIRY_WARNING_DAYS, |d| d.value);
+    plan.pacing = super::pacing::pacing_plan(args, file.as_ref())?;
     Ok(plan)
 }
 
@@ -166,6 +167,7 @@ fn one_role(
         allowed_hosts: Vec::new(),
         ops: None,
         cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
+        pacing: super::pacing::PacingPlan::default(),
     })
 }
 
@@ -315,6 +317,7 @@ fn from_file(
         allowed_hosts: Vec::new(),
         ops: None,
         cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
+        pacing: super::pacing::PacingPlan::default(),
     })
 }
 

@@ -189,6 +189,48 @@ fn settings() -> Vec<Setting> {
             default: "64",
         },
         Setting {
+            name: "pacing rate",
+            flag: &["--pacing-rate", "4"],
+            env: None,
+            file: "pacing_rate = 0.5",
+            in_role: false,
+            profile: None,
+            read: |p| p.pacing.rate.to_string(),
+            from_flag: "4",
+            from_env: "",
+            from_file: "0.5",
+            from_profile: "",
+            default: "2",
+        },
+        Setting {
+            name: "pacing burst",
+            flag: &["--pacing-burst", "3"],
+            env: None,
+            file: "pacing_burst = 8",
+            in_role: false,
+            profile: None,
+            read: |p| p.pacing.burst.to_string(),
+            from_flag: "3",
+            from_env: "",
+            from_file: "8",
+            from_profile: "",
+            default: "5",
+        },
+        Setting {
+            name: "start window",
+            flag: &["--start-window", "60"],
+            env: None,
+            file: "start_window = 600",
+            in_role: false,
+            profile: None,
+            read: |p| p.pacing.start_window.as_secs().to_string(),
+            from_flag: "60",
+            from_env: "",
+            from_file: "600",
+            from_profile: "",
+            default: "0",
+        },
+        Setting {
             name: "max connections",
             flag: &["--max-connections", "10"],
             env: None,
@@ -370,6 +412,14 @@ fn errors_name_the_flag_the_variable_or_the_file_line_and_key() {
         .unwrap_err()
         .to_string();
     assert_eq!(error, "--max-connections must be at least 1");
+    for (flags, file, expected) in [
+        (&["--pacing-rate", "0"][..], "", "--pacing-rate must be a number of calls per second from 0.01 to 1000"),
+        (&[][..], "pacing_burst = 0", "config file t.toml, line 1: pacing_burst must be a number of calls from 1 to 1000"),
+        (&["--start-window", "3601"][..], "", "--start-window must be a number of seconds from 0 to 3600"),
+    ] {
+        let error = plan(flags, &[], file, "").unwrap_err().to_string();
+        assert_eq!(error, expected);
+    }
     let text = role("app", "imds = \"127.0.0.1:1\"").replace(
         "role_arn = \"arn:aws:iam::111122223333:role/app\"",
         "role_arn = \"bad\"",
