@@ -413,9 +413,21 @@ fn errors_name_the_flag_the_variable_or_the_file_line_and_key() {
         .to_string();
     assert_eq!(error, "--max-connections must be at least 1");
     for (flags, file, expected) in [
-        (&["--pacing-rate", "0"][..], "", "--pacing-rate must be a number of calls per second from 0.01 to 1000"),
-        (&[][..], "pacing_burst = 0", "config file t.toml, line 1: pacing_burst must be a number of calls from 1 to 1000"),
-        (&["--start-window", "3601"][..], "", "--start-window must be a number of seconds from 0 to 3600"),
+        (
+            &["--pacing-rate", "0"][..],
+            "",
+            "--pacing-rate must be a number of calls per second from 0.01 to 1000",
+        ),
+        (
+            &[][..],
+            "pacing_burst = 0",
+            "config file t.toml, line 1: pacing_burst must be a number of calls from 1 to 1000",
+        ),
+        (
+            &["--start-window", "3601"][..],
+            "",
+            "--start-window must be a number of seconds from 0 to 3600",
+        ),
     ] {
         let error = plan(flags, &[], file, "").unwrap_err().to_string();
         assert_eq!(error, expected);

@@ -95,7 +95,10 @@ mod tests {
     fn the_account_comes_from_the_trust_anchor_arn() {
         let arn = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/x";
         assert_eq!(
-            account_of(&format!("trustAnchorArn={}", arn.replace(':', "%3A")), b"{}"),
+            account_of(
+                &format!("trustAnchorArn={}", arn.replace(':', "%3A")),
+                b"{}"
+            ),
             "111122223333"
         );
         let body = format!(r#"{{"trustAnchorArn":"{arn}"}}"#);

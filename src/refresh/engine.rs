@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::schedule::{Schedule, check_usable, refresh_due, retry_delay, unit_random, unusable_delay};
+use super::schedule::{
+    Schedule, check_usable, refresh_due, retry_delay, unit_random, unusable_delay,
+};
 use super::source::{CredentialSource, FetchError, Fetched};
 use super::{State, Stats, floor};
 use crate::refresh::clock::SharedClock;
@@ -46,22 +48,36 @@ impl Wake {
     }
 }
 
-/// Sleeps until `wake` on either clock. False when every reader has gone.
+/// How a wait ended.
+#[derive(PartialEq, Eq)]
+enum Woke {
+    /// On the monotonic schedule.
+    OnTime,
+    /// Early, because the wall clock says it is due (a resume, a forward step).
+    ByWallClock,
+    /// Every reader has gone.
+    Closed,
+}
+
+/// Sleeps until `wake` on either clock.
 async fn sleep_until(
     tx: &watch::Sender<State>,
     clock: &SharedClock,
     wake: &Wake,
     wall_check: Duration,
-) -> bool {
+) -> Woke {
     loop {
         let now = Instant::now();
-        if now >= wake.monotonic || clock.now() >= wake.wall {
-            return true;
+        if now >= wake.monotonic {
+            return Woke::OnTime;
+        }
+        if clock.now() >= wake.wall {
+            return Woke::ByWallClock;
         }
         let nap = (wake.monotonic - now).min(wall_check.max(Duration::from_millis(1)));
         tokio::select! {
             () = tokio::time::sleep(nap) => {}
-            () = tx.closed() => return false,
+            () = tx.closed() => return Woke::Closed,
         }
     }
 }
@@ -91,6 +107,8 @@ pub(super) async fn run(
     }
     let mut failures: u32 = 0;
     let mut last_call: Option<Instant> = None;
+    // Whether this call is off the regular schedule (see `refresh_due`).
+    let mut off_schedule = true;
     loop {
         if let Some(last) = last_call
             && !pause(&tx, last + schedule.min_interval).await
@@ -107,9 +125,17 @@ pub(super) async fn run(
         let outcome = outcome.and_then(|f| check_usable(f, now, schedule.min_servable));
         let wake = match outcome {
             Ok(fetched) => {
-                failures = 0;
                 bucket.passed();
-                published(&role, fetched, now, &tx, &stats)
+                let wake = published(
+                    &role,
+                    fetched,
+                    now,
+                    off_schedule || failures > 0,
+                    &tx,
+                    &stats,
+                );
+                failures = 0;
+                wake
             }
             Err(error) => {
                 failures += 1;
@@ -125,8 +151,10 @@ pub(super) async fn run(
         };
         // When every reader is gone (the role was reloaded or the daemon is stopping),
         // stop at once rather than after one more CreateSession.
-        if !sleep_until(&tx, &clock, &wake, schedule.wall_check).await {
-            return;
+        match sleep_until(&tx, &clock, &wake, schedule.wall_check).await {
+            Woke::OnTime => off_schedule = false,
+            Woke::ByWallClock => off_schedule = true,
+            Woke::Closed => return,
         }
     }
 }
@@ -136,6 +164,7 @@ fn published(
     role: &str,
     fetched: Fetched,
     now: OffsetDateTime,
+    spread: bool,
     tx: &watch::Sender<State>,
     stats: &Stats,
 ) -> Wake {
@@ -156,7 +185,7 @@ fn published(
         serial = %serial,
         "credentials refreshed"
     );
-    let wake = Wake::at(refresh_due(&credentials, now), now);
+    let wake = Wake::at(refresh_due(&credentials, now, spread), now);
     tx.send_replace(State::Ready {
         credentials: Arc::new(credentials),
         received: now,
@@ -190,7 +219,7 @@ fn failed(
             let wait = unusable_delay(schedule, failures);
             limit.map_or(wait, |l| wait.min(l.max(schedule.min_backoff)))
         } else {
-            retry_delay(schedule, failures, limit)
+            retry_delay(schedule, failures, limit, error.is_throttling())
         }
     };
     let current = tx.borrow().clone();
@@ -336,7 +365,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn expired_and_short_answers_are_failures_and_slow_down() {
-        for skew in [time::Duration::seconds(-7200), time::Duration::seconds(-3599)] {
+        for skew in [
+            time::Duration::seconds(-7200),
+            time::Duration::seconds(-3599),
+        ] {
             let clock = FakeClock::new();
             let service = Service::new(&clock, time::Duration::hours(1));
             *service.expiry_skew.lock().unwrap() = skew;
@@ -348,7 +380,10 @@ mod tests {
                 .iter()
                 .filter(|&&t| t - start < Duration::from_secs(60))
                 .count();
-            assert!(first_minute <= 4, "{first_minute} calls in the first minute");
+            assert!(
+                first_minute <= 4,
+                "{first_minute} calls in the first minute"
+            );
             assert!(calls.len() <= 12, "{} calls in 10 minutes", calls.len());
             assert!(calls.len() >= 3, "still retried");
             assert!(
@@ -392,7 +427,11 @@ mod tests {
         handle.first().await.unwrap();
         clock.jump(time::Duration::minutes(-20));
         run_for(Duration::from_secs(1801)).await;
-        assert_eq!(service.calls().len(), 2, "refreshed on the monotonic schedule");
+        assert_eq!(
+            service.calls().len(),
+            2,
+            "refreshed on the monotonic schedule"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -425,7 +464,10 @@ mod tests {
         assert!((20.0..=25.0).contains(&last), "all ready after {last} s");
         for w in 0..=last.ceil() as usize * 10 {
             let from = w as f64 / 10.0;
-            let n = calls.iter().filter(|&&t| t >= from && t < from + 1.0).count();
+            let n = calls
+                .iter()
+                .filter(|&&t| t >= from && t < from + 1.0)
+                .count();
             assert!(n <= 7, "{n} calls in the second from {from}");
         }
     }

@@ -26,9 +26,9 @@ mod session_source;
 mod source;
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use pacing::{Bucket, Pacers, Pacing};
+pub use schedule::Schedule;
 #[cfg(any(test, fuzzing))]
 pub(crate) use schedule::refresh_delay;
-pub use schedule::Schedule;
 pub use session_source::SessionSource;
 pub use source::{CredentialSource, FetchError, Fetched, quota_key_of};
 

@@ -61,10 +61,7 @@ impl Pacers {
 
     /// The bucket of `key`, made on first use.
     pub fn bucket(&self, key: &str) -> Arc<Bucket> {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         buckets
             .entry(key.to_owned())
             .or_insert_with(|| Arc::new(Bucket::new(self.pacing)))

@@ -31,7 +31,10 @@ fn unusable_answers_are_failed_refreshes(skew: i64) {
 
     let calls = setup.emulator.received().len();
     // 15 s, then 15..30 s, then 30..60 s: at most four calls in 45 s, never a loop.
-    assert!((2..=4).contains(&calls), "{calls} CreateSession calls in {WATCHED:?}:\n{log}");
+    assert!(
+        (2..=4).contains(&calls),
+        "{calls} CreateSession calls in {WATCHED:?}:\n{log}"
+    );
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), calls, "one WARN per failed refresh:\n{log}");
     for line in &warnings {
@@ -77,7 +80,11 @@ fn fifty_roles_start_within_the_quota() {
     let mut cmd = helper();
     cmd.args(["serve", "--config"]).arg(&config);
     let d = Daemon::start(cmd);
-    assert!(d.log().contains("serving credentials for 50 role(s)"), "{}", d.log());
+    assert!(
+        d.log().contains("serving credentials for 50 role(s)"),
+        "{}",
+        d.log()
+    );
 
     let received = setup.emulator.received();
     let accepted = received.iter().filter(|r| r.status == 201).count();
