@@ -16,12 +16,12 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::clock::SharedClock;
 use super::schedule::{
     Schedule, check_usable, refresh_due, retry_delay, unit_random, unusable_delay,
 };
 use super::source::{CredentialSource, FetchError, Fetched};
-use super::{State, Stats, floor};
-use crate::refresh::clock::SharedClock;
+use super::state::{Handle, State, Stats, floor};
 
 /// When to call next: whichever of the two instants comes first.
 struct Wake {
@@ -90,7 +90,15 @@ async fn pause(tx: &watch::Sender<State>, until: Instant) -> bool {
     }
 }
 
-pub(super) async fn run(
+/// Starts the refresher for one role on the current tokio runtime.
+pub fn spawn(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule) -> Handle {
+    let (tx, rx) = watch::channel(State::Starting { last_error: None });
+    let stats = Arc::new(Stats::default());
+    tokio::spawn(run(role, source, schedule, tx, stats.clone()));
+    Handle::new(rx, stats)
+}
+
+async fn run(
     role: String,
     source: Arc<dyn CredentialSource>,
     schedule: Schedule,
@@ -268,9 +276,10 @@ mod tests {
     use std::pin::Pin;
     use std::sync::Mutex;
 
+    use super::super::clock::Clock;
+    use super::super::pacing::{Pacers, Pacing};
     use super::*;
     use crate::credentials::Credentials;
-    use crate::refresh::{Clock, Handle, Pacers, Pacing, spawn};
     use crate::secret::Secret;
 
     /// A wall clock that follows tokio's (paused) clock, plus jumps the test makes.

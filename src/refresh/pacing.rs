@@ -141,7 +141,7 @@ impl Bucket {
             let doubled = THROTTLE_PAUSE
                 .saturating_mul(1 << s.throttles.saturating_sub(1).min(16))
                 .min(MAX_THROTTLE_PAUSE);
-            doubled.mul_f64(0.5 + 0.5 * super::schedule::unit_random())
+            doubled.mul_f64(0.5 + 0.5 * unit_random())
         });
         let until = Instant::now() + pause;
         if until > s.closed_until {
@@ -155,6 +155,12 @@ impl Bucket {
     pub fn passed(&self) {
         self.lock().throttles = 0;
     }
+}
+
+/// A uniform value in [0, 1) (0 without the system's random source: the pause is then
+/// half its ceiling).
+fn unit_random() -> f64 {
+    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -148,7 +148,7 @@ pub(super) fn check_usable(
     min_servable: Duration,
 ) -> Result<Fetched, FetchError> {
     let expiration = fetched.credentials.expiration;
-    let servable_for = super::serve_until(&fetched.credentials, now) - now;
+    let servable_for = super::state::serve_until(&fetched.credentials, now) - now;
     if expiration > now && servable_for >= min_servable {
         return Ok(fetched);
     }
