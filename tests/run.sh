@@ -19,6 +19,7 @@ declare -A need=(
   [softhsm2-util]=softhsm2
   [pkcs11-tool]=opensc
   [script]=bsdutils
+  [faketime]=faketime
 )
 missing=()
 for cmd in "${!need[@]}"; do

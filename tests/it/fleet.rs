@@ -1,17 +1,19 @@
 //! Fleet safety of `serve` against a misbehaving or busy service: credentials answered
 //! already expired or expiring within a second are failed refreshes (few calls, one WARN
 //! each, no READY=1), and 50 roles started against a service that enforces the
-//! CreateSession quota (`emulate --max-tps 10`) all become ready without being throttled.
+//! CreateSession quota (`emulate --max-tps 10`) all become ready without being throttled, and
+//! a forward step of the wall clock (libfaketime) is followed by a refresh within seconds.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use rolesanywhere_helper::pki::KeyType;
 
-use crate::common::{Captured, helper};
+use crate::common::{Captured, helper, require_tool};
 use crate::credential_process::Setup;
 use crate::serve_config::role_toml;
-use crate::serve_daemon::Daemon;
+use crate::serve_daemon::{Daemon, imds_credentials};
 use crate::systemd::Notifications;
 
 /// How long the daemon runs against a service that answers unusable credentials.
@@ -100,4 +102,62 @@ fn fifty_roles_start_within_the_quota() {
         per_second.values().all(|&n| n <= 10),
         "a second above the quota: {per_second:?}"
     );
+}
+
+/// libfaketime's library for multi-threaded programs, from Debian's `faketime` package.
+fn faketime_library() -> PathBuf {
+    require_tool("faketime");
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|dir| PathBuf::from(dir).join("faketime/libfaketimeMT.so.1"))
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| {
+        panic!("libfaketimeMT.so.1 is not installed; run tests/run.sh, which installs faketime")
+    })
+}
+
+#[test]
+fn a_forward_wall_clock_jump_is_followed_by_a_refresh_within_seconds() {
+    let library = faketime_library();
+    let setup = Setup::new(KeyType::P256, false);
+    // The daemon's wall clock is real time plus the offset in this file, read at every
+    // call; its monotonic clock is left alone, as after a suspend or an NTP step.
+    let offset = setup.path("faketime-offset");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let mut cmd = setup.leaf_subcommand("serve");
+    cmd.env("LD_PRELOAD", &library)
+        .env("FAKETIME_TIMESTAMP_FILE", &offset)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    let d = Daemon::start(cmd);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        setup.emulator.received().len(),
+        1,
+        "one-hour credentials: no refresh yet"
+    );
+
+    // 40 minutes later by the wall clock: past the refresh at 45 to 50 % of the hour. The
+    // service's clock moves with the host's (both are right; the daemon's timers lag).
+    setup.emulator.faults().skew(2400);
+    setup.emulator.faults().expiry_skew(2400);
+    std::fs::write(&offset, "+40m\n").unwrap();
+    let jumped = Instant::now();
+    while setup.emulator.received().len() < 2 && jumped.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let received = setup.emulator.received();
+    assert_eq!(received.len(), 2, "a refresh after the jump:\n{}", d.log());
+    assert_eq!(received[1].status, 201, "{:?}", received[1]);
+    assert!(
+        jumped.elapsed() <= Duration::from_secs(8),
+        "refreshed {:?} after the jump",
+        jumped.elapsed()
+    );
+    let reply = imds_credentials(d.port, "onprem-app");
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
