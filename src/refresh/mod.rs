@@ -9,6 +9,14 @@
 //! credentials are kept while they have more than `min(5 min, 10 % of the lifetime)` left;
 //! past that, readers get an error rather than credentials about to expire, and never
 //! expired ones.
+//!
+//! Many hosts share one CreateSession quota, so a refresher is also careful with the service:
+//! credentials answered already expired or about to expire are a failed refresh (with a
+//! longer backoff), never a success to be refreshed again at once; calls pass a floor per
+//! role and a token bucket per account and region (`pacing`); and the wait runs on the
+//! monotonic clock checked against the injected wall clock (`clock`), so that a suspend or
+//! a clock step is noticed within seconds. The loop is in `engine`, the timing in
+//! `schedule`, what readers see in `state`.
 
 mod clock;
 mod engine;
