@@ -317,6 +317,8 @@ mod tests {
         expiry_skew: Mutex<time::Duration>,
         calls: Mutex<Vec<Instant>>,
         key: String,
+        /// Calls still to be answered 429 `ThrottlingException`.
+        throttle_next: Mutex<u32>,
     }
 
     impl Service {
@@ -327,6 +329,7 @@ mod tests {
                 expiry_skew: Mutex::new(time::Duration::ZERO),
                 calls: Mutex::default(),
                 key: "111122223333/us-east-1".into(),
+                throttle_next: Mutex::new(0),
             })
         }
 
@@ -339,6 +342,21 @@ mod tests {
         fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
             Box::pin(async move {
                 self.calls.lock().unwrap().push(Instant::now());
+                {
+                    let mut throttle = self.throttle_next.lock().unwrap();
+                    if *throttle > 0 {
+                        *throttle -= 1;
+                        return Err(FetchError::CreateSession(Arc::new(
+                            crate::rolesanywhere::CreateSessionError::Service {
+                                status: 429,
+                                error_type: "ThrottlingException".into(),
+                                message: "Rate exceeded".into(),
+                                request_id: None,
+                                attempts: 1,
+                            },
+                        )));
+                    }
+                }
                 let expiration =
                     self.clock.now() + self.lifetime + *self.expiry_skew.lock().unwrap();
                 Ok(Fetched {
@@ -479,5 +497,36 @@ mod tests {
                 .count();
             assert!(n <= 7, "{n} calls in the second from {from}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_answer_slows_the_other_roles_of_the_account() {
+        let clock = FakeClock::new();
+        let pacers = Arc::new(Pacers::new(Pacing {
+            rate: 100.0,
+            burst: 100,
+        }));
+        let shared = |clock: &Arc<FakeClock>| Schedule {
+            pacers: pacers.clone(),
+            ..schedule(clock)
+        };
+        let throttled = Service::new(&clock, time::Duration::hours(1));
+        *throttled.throttle_next.lock().unwrap() = 1;
+        let start = Instant::now();
+        let mut first = spawn("a".into(), throttled.clone(), shared(&clock));
+        run_for(Duration::from_millis(100)).await;
+        let other = Service::new(&clock, time::Duration::hours(1));
+        let mut second = spawn("b".into(), other.clone(), shared(&clock));
+        let mut elsewhere_service = Service::new(&clock, time::Duration::hours(1));
+        Arc::get_mut(&mut elsewhere_service).unwrap().key = "444455556666/us-east-1".into();
+        let mut elsewhere = spawn("c".into(), elsewhere_service.clone(), shared(&clock));
+        first.first().await.unwrap();
+        second.first().await.unwrap();
+        elsewhere.first().await.unwrap();
+        // The bucket of the account stays closed for at least half a second after the 429,
+        // for the role that got it and for the other one; another account is not slowed.
+        assert!(other.calls()[0] - start >= Duration::from_millis(500));
+        assert!(throttled.calls()[1] - start >= Duration::from_millis(500));
+        assert!(elsewhere_service.calls()[0] - start < Duration::from_millis(200));
     }
 }
