@@ -61,6 +61,9 @@ pub struct RoleEntry {
     pub ecs_token_group: Option<Spanned<String>>,
     /// The credentials-file profile `update` writes (default: `name`).
     pub profile: Option<Spanned<String>>,
+    /// Further regions, and the transient failures in a row before the next is tried.
+    pub failover: Option<Spanned<Vec<super::failover::FailoverEntry>>>,
+    pub failover_after: Option<Spanned<u32>>,
 }
 
 /// A parsed config file, able to say where each of its values stands.

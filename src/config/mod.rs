@@ -16,6 +16,7 @@
 //! validation step; nothing else needs to know where it came from.
 
 pub mod aws_profile;
+pub mod failover;
 pub mod file;
 pub mod identity;
 pub mod inputs;

@@ -54,6 +54,8 @@ pub struct RolePlan {
     pub name: String,
     pub settings: SessionSettings,
     pub ecs: Option<EcsPlan>,
+    /// Further regions to fail over to, if any.
+    pub failover: Option<super::failover::FailoverPlan>,
 }
 
 /// A role's ECS token file.

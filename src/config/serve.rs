@@ -156,6 +156,7 @@ fn one_role(
             name: settings.role_name(),
             settings,
             ecs,
+            failover: None,
         }],
         listeners: vec![ListenerPlan {
             endpoint,
@@ -304,10 +305,16 @@ fn from_file(
                 .ecs
                 .push(index);
         }
+        let failover = super::failover::failover_plan(
+            &settings,
+            file.of(entry, &entry.failover, "failover"),
+            file.of(entry, &entry.failover_after, "failover_after"),
+        )?;
         roles.push(RolePlan {
             name,
             settings,
             ecs,
+            failover,
         });
     }
     Ok(Plan {

@@ -519,3 +519,61 @@ fn the_aws_config_file_gives_attempts_and_the_services_endpoint_and_can_be_ignor
     let plan = plan_with(&[], &[("AWS_PROFILE", "absent")], "", "", aws).unwrap();
     assert_eq!(plan.roles[0].settings.client.max_attempts, 3);
 }
+
+#[test]
+fn failover_regions_are_validated() {
+    let west = "{ trust_anchor_arn = \"arn:aws:rolesanywhere:us-west-2:111122223333:trust-anchor/w\", profile_arn = \"arn:aws:rolesanywhere:us-west-2:111122223333:profile/w\" }";
+    let plan_of = |extra: &str| {
+        serve_plan(
+            &serve_args(&["--config", "t.toml"]),
+            &inputs(
+                &[],
+                &role("app", &format!("imds = \"127.0.0.1:1\"\n{extra}")),
+            ),
+            &[],
+        )
+    };
+    let plan = plan_of(&format!("failover = [{west}]")).unwrap();
+    let failover = plan.roles[0].failover.as_ref().unwrap();
+    assert_eq!(failover.after, 3);
+    let (region, settings) = &failover.regions[0];
+    assert_eq!(region, "us-west-2");
+    assert_eq!(settings.params.region, "us-west-2");
+    assert_eq!(
+        settings.client.endpoint,
+        "https://rolesanywhere.us-west-2.amazonaws.com"
+    );
+    assert_eq!(
+        settings.params.role_arn,
+        plan.roles[0].settings.params.role_arn
+    );
+    assert!(plan_of("").unwrap().roles[0].failover.is_none());
+    for (extra, expected) in [
+        (
+            "failover_after = 2".to_owned(),
+            "failover_after needs failover",
+        ),
+        (
+            format!("failover = [{west}]\nfailover_after = 0"),
+            "must be a number of failures",
+        ),
+        ("failover = []".to_owned(), "is empty"),
+        (
+            format!(
+                "failover = [{}]",
+                west.replace(
+                    "us-west-2:111122223333:profile",
+                    "eu-west-1:111122223333:profile"
+                )
+            ),
+            "must name the same region",
+        ),
+        (
+            format!("failover = [{}]", west.replace("us-west-2", "us-east-1")),
+            "failover regions must differ",
+        ),
+    ] {
+        let error = plan_of(&extra).unwrap_err().to_string();
+        assert!(error.contains(expected), "{extra}: {error}");
+    }
+}

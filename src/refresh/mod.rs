@@ -20,6 +20,7 @@
 
 mod clock;
 mod engine;
+mod failover;
 mod pacing;
 mod schedule;
 mod session_source;
@@ -27,6 +28,7 @@ mod source;
 mod state;
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use engine::spawn;
+pub use failover::{FailoverSource, Region};
 pub use pacing::{Bucket, Pacers, Pacing};
 pub use schedule::Schedule;
 #[cfg(any(test, fuzzing))]

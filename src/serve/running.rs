@@ -200,14 +200,35 @@ pub(super) fn open(endpoint: &Endpoint, hops: u32, spare: &mut Vec<Activated>) -
 
 /// A refresher for `role`, and what its listeners need to know.
 pub(super) fn start_role(role: &RolePlan, schedule: &Schedule) -> Result<RoleState> {
-    let client = Client::new(role.settings.client.clone())?;
-    let params = role.settings.params.clone();
-    let role_arn = params.role_arn.clone();
-    let source = Arc::new(SessionSource {
-        identity: role.settings.identity.clone(),
-        params,
-        client,
-    });
+    let role_arn = role.settings.params.role_arn.clone();
+    let session =
+        |settings: &crate::config::SessionSettings| -> Result<Arc<dyn refresh::CredentialSource>> {
+            Ok(Arc::new(SessionSource {
+                identity: settings.identity.clone(),
+                params: settings.params.clone(),
+                client: Client::new(settings.client.clone())?,
+            }))
+        };
+    let source = match &role.failover {
+        None => session(&role.settings)?,
+        Some(plan) => {
+            let mut regions = vec![refresh::Region {
+                name: role.settings.params.region.clone(),
+                source: session(&role.settings)?,
+            }];
+            for (name, settings) in &plan.regions {
+                regions.push(refresh::Region {
+                    name: name.clone(),
+                    source: session(settings)?,
+                });
+            }
+            Arc::new(refresh::FailoverSource::new(
+                role.name.clone(),
+                regions,
+                plan.after,
+            ))
+        }
+    };
     Ok(RoleState::new(
         role.settings.role_name(),
         role_arn,

@@ -161,3 +161,108 @@ fn a_forward_wall_clock_jump_is_followed_by_a_refresh_within_seconds() {
     let reply = imds_credentials(d.port, "onprem-app");
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+/// A plain-HTTP emulator of `region` trusting the dev PKI's root, issuing 60-second sessions
+/// for [`crate::credential_process::ROLE`] under `profile`, on `port`.
+fn regional_emulator(
+    runtime: &tokio::runtime::Runtime,
+    setup: &Setup,
+    region: &str,
+    profile: &str,
+    port: u16,
+) -> rolesanywhere_helper::emulator::Emulator {
+    use rolesanywhere_helper::emulator::{Emulator, EmulatorConfig, ProfileConfig, TlsMode};
+    let root = std::fs::read_to_string(setup.path("root-ca.pem")).unwrap();
+    let mut config = EmulatorConfig::single_anchor(&root, region).unwrap();
+    config.tls = TlsMode::Http;
+    config.port = port;
+    config.min_duration_seconds = 1;
+    config.profiles = vec![ProfileConfig {
+        arn: profile.into(),
+        role_arns: vec![crate::credential_process::ROLE.into()],
+        duration_seconds: 60,
+        accept_role_session_name: false,
+        enabled: true,
+    }];
+    runtime.block_on(Emulator::start(config)).unwrap()
+}
+
+/// Whether `emulator` has issued a session within `limit`.
+fn issues_within(emulator: &rolesanywhere_helper::emulator::Emulator, limit: Duration) -> bool {
+    let since = Instant::now();
+    while since.elapsed() < limit {
+        if emulator.received().iter().any(|r| r.status == 201) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_failover_role_switches_regions_and_back_without_a_failed_request() {
+    use crate::credential_process::{PROFILE, ROLE, TA, free_port};
+    const WEST_TA: &str = "arn:aws:rolesanywhere:us-west-2:111122223333:trust-anchor/west";
+    const WEST_PROFILE: &str = "arn:aws:rolesanywhere:us-west-2:111122223333:profile/west";
+    let setup = Setup::new(KeyType::P256, false);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (east_port, west_port, imds_port) = (free_port(), free_port(), free_port());
+    let east = regional_emulator(&runtime, &setup, "us-east-1", PROFILE, east_port);
+    let west = regional_emulator(&runtime, &setup, "us-west-2", WEST_PROFILE, west_port);
+    let config = setup.path("failover.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[role]]\nname = \"onprem-app\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\ntrust_anchor_arn = \"{TA}\"\nprofile_arn = \"{PROFILE}\"\nrole_arn = \"{ROLE}\"\nendpoint = \"{}\"\nimds = \"127.0.0.1:{imds_port}\"\nfailover_after = 2\nfailover = [{{ trust_anchor_arn = \"{WEST_TA}\", profile_arn = \"{WEST_PROFILE}\", endpoint = \"{}\" }}]\n",
+            setup.path("leaf.pem").display(),
+            setup.path("leaf.key").display(),
+            east.url(),
+            west.url(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = helper();
+    cmd.args(["serve", "--config"])
+        .arg(&config)
+        .env("AWS_MAX_ATTEMPTS", "1");
+    let d = Daemon::start(cmd);
+
+    // An SDK asking all the time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                statuses.push(imds_credentials(imds_port, "onprem-app").status);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            statuses
+        })
+    };
+
+    // The primary region goes away: the next refreshes fail twice, then us-west-2 serves.
+    runtime.block_on(east.shutdown());
+    assert!(
+        issues_within(&west, Duration::from_secs(60)),
+        "no failover to us-west-2:\n{}",
+        d.log()
+    );
+    // It comes back on the same address: the next refresh returns to it.
+    let east = regional_emulator(&runtime, &setup, "us-east-1", PROFILE, east_port);
+    assert!(
+        issues_within(&east, Duration::from_secs(60)),
+        "no return to us-east-1:\n{}",
+        d.log()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = poller.join().unwrap();
+    assert!(statuses.len() > 100, "{} requests", statuses.len());
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "failed IMDS GETs: {statuses:?}"
+    );
+    let log = d.log();
+    assert!(log.contains("switching to the next region"), "{log}");
+    assert!(log.contains("the primary region answers again"), "{log}");
+}
