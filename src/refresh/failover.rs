@@ -63,12 +63,12 @@ impl CredentialSource for FailoverSource {
                 return Err(FetchError::Task("no region to fetch from".into()));
             };
             let mut index = self.active().index;
-            if index != 0 {
-                if let Ok(fetched) = primary.source.fetch().await {
-                    *self.active() = Active::default();
-                    tracing::warn!(role = %self.role, region = %primary.name, "the primary region answers again; serving from it");
-                    return Ok(fetched);
-                }
+            if index != 0
+                && let Ok(fetched) = primary.source.fetch().await
+            {
+                *self.active() = Active::default();
+                tracing::warn!(role = %self.role, region = %primary.name, "the primary region answers again; serving from it");
+                return Ok(fetched);
             }
             loop {
                 let region = &self.regions[index];
