@@ -134,6 +134,10 @@ async fn run(
         let wake = match outcome {
             Ok(fetched) => {
                 bucket.passed();
+                *stats
+                    .region
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = source.region();
                 let wake = published(
                     &role,
                     fetched,
@@ -191,6 +195,7 @@ fn published(
         role = %role,
         expires = %crate::identity::rfc3339(credentials.expiration),
         serial = %serial,
+        region = %stats.region().unwrap_or_default(),
         "credentials refreshed"
     );
     let wake = Wake::at(refresh_due(&credentials, now, spread), now);

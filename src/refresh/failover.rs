@@ -98,6 +98,10 @@ impl CredentialSource for FailoverSource {
         })
     }
 
+    fn region(&self) -> Option<String> {
+        Some(self.active_region().to_owned())
+    }
+
     fn quota_key(&self) -> String {
         self.regions
             .first()

@@ -77,6 +77,11 @@ pub trait CredentialSource: Send + Sync + 'static {
     fn quota_key(&self) -> String {
         String::new()
     }
+
+    /// The region the last successful fetch came from, when the source knows it.
+    fn region(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The quota key of a trust anchor ARN (`arn:aws:rolesanywhere:REGION:ACCOUNT:...`):

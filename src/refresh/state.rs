@@ -17,9 +17,20 @@ pub struct Stats {
     pub permanent_failures: AtomicU64,
     /// Unix time at which the last used certificate expires; 0 until known.
     pub certificate_not_after: AtomicI64,
+    /// The region whose endpoint issued the credentials served now, when the source
+    /// knows it (it changes with regional failover).
+    pub region: std::sync::Mutex<Option<String>>,
 }
 
 impl Stats {
+    /// The region of the credentials served now, if known.
+    pub fn region(&self) -> Option<String> {
+        self.region
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Seconds until the certificate last used expires, once one has been used.
     pub fn certificate_seconds_left(&self, now: OffsetDateTime) -> Option<i64> {
         let not_after = self.certificate_not_after.load(Ordering::Relaxed);

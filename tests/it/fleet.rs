@@ -13,7 +13,7 @@ use rolesanywhere_helper::pki::KeyType;
 use crate::common::{Captured, helper, require_tool};
 use crate::credential_process::Setup;
 use crate::serve_config::role_toml;
-use crate::serve_daemon::{Daemon, imds_credentials};
+use crate::serve_daemon::{Daemon, http, imds_credentials};
 use crate::systemd::Notifications;
 
 /// How long the daemon runs against a service that answers unusable credentials.
@@ -207,13 +207,14 @@ fn a_failover_role_switches_regions_and_back_without_a_failed_request() {
     let setup = Setup::new(KeyType::P256, false);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (east_port, west_port, imds_port) = (free_port(), free_port(), free_port());
+    let ops_port = free_port();
     let east = regional_emulator(&runtime, &setup, "us-east-1", PROFILE, east_port);
     let west = regional_emulator(&runtime, &setup, "us-west-2", WEST_PROFILE, west_port);
     let config = setup.path("failover.toml");
     std::fs::write(
         &config,
         format!(
-            "[[role]]\nname = \"onprem-app\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\ntrust_anchor_arn = \"{TA}\"\nprofile_arn = \"{PROFILE}\"\nrole_arn = \"{ROLE}\"\nendpoint = \"{}\"\nimds = \"127.0.0.1:{imds_port}\"\nfailover_after = 2\nfailover = [{{ trust_anchor_arn = \"{WEST_TA}\", profile_arn = \"{WEST_PROFILE}\", endpoint = \"{}\" }}]\n",
+            "ops = \"127.0.0.1:{ops_port}\"\n[[role]]\nname = \"onprem-app\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\ntrust_anchor_arn = \"{TA}\"\nprofile_arn = \"{PROFILE}\"\nrole_arn = \"{ROLE}\"\nendpoint = \"{}\"\nimds = \"127.0.0.1:{imds_port}\"\nfailover_after = 2\nfailover = [{{ trust_anchor_arn = \"{WEST_TA}\", profile_arn = \"{WEST_PROFILE}\", endpoint = \"{}\" }}]\n",
             setup.path("leaf.pem").display(),
             setup.path("leaf.key").display(),
             east.url(),
@@ -226,6 +227,24 @@ fn a_failover_role_switches_regions_and_back_without_a_failed_request() {
         .arg(&config)
         .env("AWS_MAX_ATTEMPTS", "1");
     let d = Daemon::start(cmd);
+    // /metrics says which region issued the credentials served.
+    let serving = |region: &str| {
+        let line = format!(
+            "rolesanywhere_credentials_region{{role=\"onprem-app\",region=\"{region}\"}} 1"
+        );
+        let since = Instant::now();
+        while since.elapsed() < Duration::from_secs(5) {
+            if http(("127.0.0.1", ops_port), "GET", "/metrics", &[])
+                .body
+                .contains(&line)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(serving("us-east-1"));
 
     // An SDK asking all the time.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -248,6 +267,7 @@ fn a_failover_role_switches_regions_and_back_without_a_failed_request() {
         "no failover to us-west-2:\n{}",
         d.log()
     );
+    assert!(serving("us-west-2"), "{}", d.log());
     // It comes back on the same address: the next refresh returns to it.
     let east = regional_emulator(&runtime, &setup, "us-east-1", PROFILE, east_port);
     assert!(
@@ -255,6 +275,7 @@ fn a_failover_role_switches_regions_and_back_without_a_failed_request() {
         "no return to us-east-1:\n{}",
         d.log()
     );
+    assert!(serving("us-east-1"), "{}", d.log());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let statuses = poller.join().unwrap();
     assert!(statuses.len() > 100, "{} requests", statuses.len());
@@ -265,4 +286,5 @@ fn a_failover_role_switches_regions_and_back_without_a_failed_request() {
     let log = d.log();
     assert!(log.contains("switching to the next region"), "{log}");
     assert!(log.contains("the primary region answers again"), "{log}");
+    assert!(log.contains("region=us-west-2"), "{log}");
 }
