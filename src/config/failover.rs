@@ -13,24 +13,13 @@
 //! ]
 //! ```
 
-use serde::Deserialize;
-
+use super::file::FailoverEntry;
 use super::origin::{ConfigError, Sourced};
 use super::session::SessionSettings;
 use crate::arn::Arn;
 
 /// Transient failures in a row before the next region is tried, unless configured.
 pub const DEFAULT_FAILOVER_AFTER: u32 = 3;
-
-/// One further region, as written in the file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FailoverEntry {
-    pub trust_anchor_arn: String,
-    pub profile_arn: String,
-    /// The region's endpoint; its default endpoint when not given.
-    pub endpoint: Option<String>,
-}
 
 /// The validated failover of a role: the settings of each further region, in order.
 #[derive(Clone, Debug)]

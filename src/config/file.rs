@@ -33,6 +33,16 @@ pub struct Top {
     pub roles: Vec<Spanned<RoleEntry>>,
 }
 
+/// One further region of a role's `failover` list.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverEntry {
+    pub trust_anchor_arn: String,
+    pub profile_arn: String,
+    /// The region's endpoint; its default endpoint when not given.
+    pub endpoint: Option<String>,
+}
+
 /// One `[[role]]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +72,7 @@ pub struct RoleEntry {
     /// The credentials-file profile `update` writes (default: `name`).
     pub profile: Option<Spanned<String>>,
     /// Further regions, and the transient failures in a row before the next is tried.
-    pub failover: Option<Spanned<Vec<super::failover::FailoverEntry>>>,
+    pub failover: Option<Spanned<Vec<FailoverEntry>>>,
     pub failover_after: Option<Spanned<u32>>,
 }
 
