@@ -22,6 +22,7 @@ declare -A need=(
   [swtpm]=swtpm
   [swtpm_setup]=swtpm-tools
   [tpm2_create]=tpm2-tools
+  [faketime]=faketime
 )
 missing=()
 for cmd in "${!need[@]}"; do

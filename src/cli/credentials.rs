@@ -138,6 +138,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DAYS", value_parser = go_int::<u32>)]
     pub cert_expiry_warning_days: Option<u32>,
 
+    /// CreateSession calls per second allowed per account and region (a token bucket shared
+    /// by this daemon's roles; a throttled answer pauses it) [default: 2] [this project's
+    /// own flag]
+    #[arg(long, value_name = "N")]
+    pub pacing_rate: Option<f64>,
+
+    /// Calls that may go out at once after a quiet time [default: 5] [this project's own flag]
+    #[arg(long, value_name = "N", value_parser = go_int::<u32>)]
+    pub pacing_burst: Option<u32>,
+
+    /// Spread each role's first fetch at random over this many seconds, so that a fleet
+    /// started at once stays within the account's quota [default: 0] [this project's own
+    /// flag]
+    #[arg(long, value_name = "SECONDS", value_parser = go_int::<u64>)]
+    pub start_window: Option<u64>,
+
     /// Log format on stderr [this project's own flag]
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

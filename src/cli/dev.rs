@@ -23,7 +23,8 @@ pub struct DemoArgs {
 ///
 /// Test control, from loopback only: `POST /_emulator/faults` with
 /// {"action":"fail_next","count":N,"status":503[,"retry_after":S]}, {"action":"delay","millis":MS},
-/// {"action":"drop_next","count":N}, {"action":"malformed_next","count":N} or {"action":"clear"};
+/// {"action":"drop_next","count":N}, {"action":"malformed_next","count":N},
+/// {"action":"expiry_skew","seconds":S} or {"action":"clear"};
 /// `GET /_emulator/received` lists the CreateSession requests seen.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
@@ -72,6 +73,20 @@ pub struct EmulateArgs {
     /// refresh can be exercised in seconds.
     #[arg(long)]
     pub allow_short_sessions: bool,
+    /// Enforce a CreateSession quota: above N requests in any one second per account, answer
+    /// HTTP 429 ThrottlingException, as the service does (its quota is 10 per second per
+    /// account and region).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tps: Option<u32>,
+    /// With --max-tps: send `Retry-After: SECONDS` with each throttled answer.
+    #[arg(long, value_name = "SECONDS", requires = "max_tps")]
+    pub throttle_retry_after: Option<u32>,
+    /// Testing only: move the expiration of every issued credential set by SECONDS
+    /// (negative: credentials that expire within seconds, or are expired on arrival), as a
+    /// misbehaving service would.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i64).range(-604_800..=604_800))]
+    pub expiry_skew: Option<i64>,
     /// Log every decision at debug level.
     #[arg(long)]
     pub debug: bool,

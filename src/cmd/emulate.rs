@@ -72,6 +72,9 @@ pub fn config_from_args(args: &EmulateArgs) -> Result<EmulatorConfig, EmulatorEr
     if args.allow_short_sessions {
         config.min_duration_seconds = 1;
     }
+    config.max_tps = args.max_tps;
+    config.throttle_retry_after = args.throttle_retry_after;
+    config.expiry_skew_seconds = args.expiry_skew.unwrap_or(0);
     config.bind = args.bind;
     config.port = args.port;
     config.tls = if args.http {

@@ -64,7 +64,8 @@ async fn serve(
     let mut stop = StopSignals::install()?;
     let mut hangup =
         signal(SignalKind::hangup()).map_err(Error::system("cannot install the SIGHUP handler"))?;
-    let running = Arc::new(serve::start(plan, Schedule::default(), activated).await?);
+    let schedule = schedule_for(&plan.pacing);
+    let running = Arc::new(serve::start(plan, schedule, activated).await?);
     if !wait_ready(&running, &mut stop).await? {
         running.shutdown(GRACE).await;
         return Ok(());
@@ -255,6 +256,18 @@ fn fit_open_file_limit(max_connections: usize) -> usize {
         room
     } else {
         max_connections
+    }
+}
+
+/// The refreshers' schedule for the configured pacing (one set of buckets for the daemon).
+fn schedule_for(pacing: &config::PacingPlan) -> Schedule {
+    Schedule {
+        start_window: pacing.start_window,
+        pacers: Arc::new(crate::refresh::Pacers::new(crate::refresh::Pacing {
+            rate: pacing.rate,
+            burst: pacing.burst,
+        })),
+        ..Schedule::default()
     }
 }
 

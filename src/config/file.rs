@@ -26,8 +26,23 @@ pub struct Top {
     pub allowed_hosts: Option<Spanned<Vec<String>>>,
     /// The daemon socket for every role (`[daemon_socket]`).
     pub daemon_socket: Option<Spanned<DaemonSocketEntry>>,
+    /// CreateSession calls per second and burst per account and region, and the window
+    /// (seconds) the first fetches are spread over.
+    pub pacing_rate: Option<Spanned<f64>>,
+    pub pacing_burst: Option<Spanned<u32>>,
+    pub start_window: Option<Spanned<u64>>,
     #[serde(default, rename = "role")]
     pub roles: Vec<Spanned<RoleEntry>>,
+}
+
+/// One further region of a role's `failover` list.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverEntry {
+    pub trust_anchor_arn: String,
+    pub profile_arn: String,
+    /// The region's endpoint; its default endpoint when not given.
+    pub endpoint: Option<String>,
 }
 
 /// One `[[role]]`.
@@ -67,6 +82,9 @@ pub struct RoleEntry {
     pub sts_endpoint: Option<Spanned<String>>,
     /// A daemon socket for this role alone.
     pub daemon_socket: Option<Spanned<DaemonSocketEntry>>,
+    /// Further regions, and the transient failures in a row before the next is tried.
+    pub failover: Option<Spanned<Vec<FailoverEntry>>>,
+    pub failover_after: Option<Spanned<u32>>,
 }
 
 /// One hop of a role's chain: `assume_roles = [{ role_arn = "…" }]`, or a

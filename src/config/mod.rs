@@ -17,11 +17,13 @@
 
 pub mod aws_profile;
 pub mod daemon_socket;
+pub mod failover;
 pub mod file;
 pub mod identity;
 pub mod inputs;
 pub mod listen;
 pub mod origin;
+pub mod pacing;
 pub mod plan;
 pub mod role;
 pub mod serve;
@@ -32,6 +34,7 @@ pub use daemon_socket::{DaemonClient, daemon_client};
 pub use identity::{PASSWORD_CREDENTIAL, from_key_flags, store_unavailable};
 pub use inputs::{Clock, Env, Fs, Inputs};
 pub use origin::{ConfigError, Origin};
+pub use pacing::PacingPlan;
 pub use plan::{
     DaemonSocketPlan, EcsPlan, Endpoint, ListenerPlan, PeerAllow, Plan, RolePlan, UnixEndpoint,
     UpdatePlan,

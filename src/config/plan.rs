@@ -28,6 +28,8 @@ pub struct Plan {
     pub cert_expiry_warning_days: u32,
     /// The daemon sockets that answer `credential-process --daemon-socket`.
     pub daemon_sockets: Vec<DaemonSocketPlan>,
+    /// How fast CreateSession may be called.
+    pub pacing: super::pacing::PacingPlan,
 }
 
 /// Where a listener listens: an address to bind, or a socket passed by systemd socket
@@ -103,6 +105,8 @@ pub struct RolePlan {
     pub name: String,
     pub settings: SessionSettings,
     pub ecs: Option<EcsPlan>,
+    /// Further regions to fail over to, if any.
+    pub failover: Option<super::failover::FailoverPlan>,
 }
 
 /// A role's ECS token file.

@@ -117,6 +117,7 @@ pub fn serve_plan(
     plan.allowed_hosts = allowed_hosts.map(|h| h.value).unwrap_or_default();
     plan.cert_expiry_warning_days =
         warning_days.map_or(DEFAULT_CERT_EXPIRY_WARNING_DAYS, |d| d.value);
+    plan.pacing = super::pacing::pacing_plan(args, file.as_ref())?;
     Ok(plan)
 }
 
@@ -172,6 +173,7 @@ fn one_role(
             name: settings.role_name(),
             settings,
             ecs,
+            failover: None,
         }],
         listeners: vec![ListenerPlan {
             endpoint,
@@ -184,6 +186,7 @@ fn one_role(
         ops: None,
         cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
         daemon_sockets: Vec::new(),
+        pacing: super::pacing::PacingPlan::default(),
     })
 }
 
@@ -323,10 +326,16 @@ fn from_file(
                 .ecs
                 .push(index);
         }
+        let failover = super::failover::failover_plan(
+            &settings,
+            file.of(entry, &entry.failover, "failover"),
+            file.of(entry, &entry.failover_after, "failover_after"),
+        )?;
         roles.push(RolePlan {
             name,
             settings,
             ecs,
+            failover,
         });
     }
     Ok(Plan {
@@ -337,6 +346,7 @@ fn from_file(
         ops: None,
         cert_expiry_warning_days: DEFAULT_CERT_EXPIRY_WARNING_DAYS,
         daemon_sockets: Vec::new(),
+        pacing: super::pacing::PacingPlan::default(),
     })
 }
 

@@ -155,6 +155,48 @@ fn settings() -> Vec<Setting> {
             default: "64",
         },
         Setting {
+            name: "pacing rate",
+            flag: &["--pacing-rate", "4"],
+            env: None,
+            file: "pacing_rate = 0.5",
+            in_role: false,
+            profile: None,
+            read: |p| p.pacing.rate.to_string(),
+            from_flag: "4",
+            from_env: "",
+            from_file: "0.5",
+            from_profile: "",
+            default: "2",
+        },
+        Setting {
+            name: "pacing burst",
+            flag: &["--pacing-burst", "3"],
+            env: None,
+            file: "pacing_burst = 8",
+            in_role: false,
+            profile: None,
+            read: |p| p.pacing.burst.to_string(),
+            from_flag: "3",
+            from_env: "",
+            from_file: "8",
+            from_profile: "",
+            default: "5",
+        },
+        Setting {
+            name: "start window",
+            flag: &["--start-window", "60"],
+            env: None,
+            file: "start_window = 600",
+            in_role: false,
+            profile: None,
+            read: |p| p.pacing.start_window.as_secs().to_string(),
+            from_flag: "60",
+            from_env: "",
+            from_file: "600",
+            from_profile: "",
+            default: "0",
+        },
+        Setting {
             name: "max connections",
             flag: &["--max-connections", "10"],
             env: None,
@@ -463,6 +505,26 @@ fn errors_name_the_flag_the_variable_or_the_file_line_and_key() {
         .unwrap_err()
         .to_string();
     assert_eq!(error, "--max-connections must be at least 1");
+    for (flags, file, expected) in [
+        (
+            &["--pacing-rate", "0"][..],
+            "",
+            "--pacing-rate must be a number of calls per second from 0.01 to 1000",
+        ),
+        (
+            &[][..],
+            "pacing_burst = 0",
+            "config file t.toml, line 1: pacing_burst must be a number of calls from 1 to 1000",
+        ),
+        (
+            &["--start-window", "3601"][..],
+            "",
+            "--start-window must be a number of seconds from 0 to 3600",
+        ),
+    ] {
+        let error = plan(flags, &[], file, "").unwrap_err().to_string();
+        assert_eq!(error, expected);
+    }
     let text = role("app", "imds = \"127.0.0.1:1\"").replace(
         "role_arn = \"arn:aws:iam::111122223333:role/app\"",
         "role_arn = \"bad\"",
@@ -549,4 +611,62 @@ fn the_aws_config_file_gives_attempts_and_the_services_endpoint_and_can_be_ignor
     // A profile that AWS_PROFILE names but the file lacks gives nothing, and no error.
     let plan = plan_with(&[], &[("AWS_PROFILE", "absent")], "", "", aws).unwrap();
     assert_eq!(plan.roles[0].settings.client.max_attempts, 3);
+}
+
+#[test]
+fn failover_regions_are_validated() {
+    let west = "{ trust_anchor_arn = \"arn:aws:rolesanywhere:us-west-2:111122223333:trust-anchor/w\", profile_arn = \"arn:aws:rolesanywhere:us-west-2:111122223333:profile/w\" }";
+    let plan_of = |extra: &str| {
+        serve_plan(
+            &serve_args(&["--config", "t.toml"]),
+            &inputs(
+                &[],
+                &role("app", &format!("imds = \"127.0.0.1:1\"\n{extra}")),
+            ),
+            &[],
+        )
+    };
+    let plan = plan_of(&format!("failover = [{west}]")).unwrap();
+    let failover = plan.roles[0].failover.as_ref().unwrap();
+    assert_eq!(failover.after, 3);
+    let (region, settings) = &failover.regions[0];
+    assert_eq!(region, "us-west-2");
+    assert_eq!(settings.params.region, "us-west-2");
+    assert_eq!(
+        settings.client.endpoint,
+        "https://rolesanywhere.us-west-2.amazonaws.com"
+    );
+    assert_eq!(
+        settings.params.role_arn,
+        plan.roles[0].settings.params.role_arn
+    );
+    assert!(plan_of("").unwrap().roles[0].failover.is_none());
+    for (extra, expected) in [
+        (
+            "failover_after = 2".to_owned(),
+            "failover_after needs failover",
+        ),
+        (
+            format!("failover = [{west}]\nfailover_after = 0"),
+            "must be a number of failures",
+        ),
+        ("failover = []".to_owned(), "is empty"),
+        (
+            format!(
+                "failover = [{}]",
+                west.replace(
+                    "us-west-2:111122223333:profile",
+                    "eu-west-1:111122223333:profile"
+                )
+            ),
+            "must name the same region",
+        ),
+        (
+            format!("failover = [{}]", west.replace("us-west-2", "us-east-1")),
+            "failover regions must differ",
+        ),
+    ] {
+        let error = plan_of(&extra).unwrap_err().to_string();
+        assert!(error.contains(expected), "{extra}: {error}");
+    }
 }

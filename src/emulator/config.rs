@@ -114,6 +114,14 @@ pub struct EmulatorConfig {
     pub clock: Option<OffsetDateTime>,
     /// The largest accepted distance between `X-Amz-Date` and now.
     pub max_skew_seconds: i64,
+    /// The CreateSession quota per account, requests per second (`None`: unlimited); above
+    /// it requests are answered 429 `ThrottlingException`.
+    pub max_tps: Option<u32>,
+    /// The `Retry-After` seconds of a throttled answer (`None`: no header).
+    pub throttle_retry_after: Option<u32>,
+    /// Seconds added to the expiration of every issued credential set (negative: credentials
+    /// that expire early or are expired on arrival), as a misbehaving service would answer.
+    pub expiry_skew_seconds: i64,
 }
 
 impl EmulatorConfig {
@@ -138,6 +146,9 @@ impl EmulatorConfig {
             min_duration_seconds: MIN_DURATION,
             clock: None,
             max_skew_seconds: 300,
+            max_tps: None,
+            throttle_retry_after: None,
+            expiry_skew_seconds: 0,
         };
         config.check_region()?;
         Ok(config)
@@ -227,6 +238,9 @@ impl EmulatorConfig {
             },
             clock: None,
             max_skew_seconds: 300,
+            max_tps: None,
+            throttle_retry_after: None,
+            expiry_skew_seconds: 0,
         };
         config.check_region().map_err(|e| e.to_string())?;
         Ok(config)

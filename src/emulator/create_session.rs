@@ -174,7 +174,7 @@ pub fn create_session(
             format!("the system random generator failed: {e}"),
         )
     })?;
-    let expiration = now + duration;
+    let expiration = now + duration + state.faults.expiry_skew_seconds();
     let source = source_identity(&auth.leaf);
     let body = json!({
         "credentialSet": [{

@@ -14,6 +14,7 @@
 //! {"action":"empty_next","count":1}
 //! {"action":"incomplete_next","count":1}
 //! {"action":"skew","seconds":600}
+//! {"action":"expiry_skew","seconds":-3599}
 //! {"action":"clear"}
 //! ```
 //!
@@ -27,7 +28,11 @@
 //!   the rest of the body only after the pause (a link that stalls mid-answer);
 //! - `skew` runs the clock that `X-Amz-Date` is checked against that many seconds off real
 //!   time, as a service whose clock (or the host's) drifted: beyond the allowed skew every
-//!   request is refused with `Signature expired`, by the real check.
+//!   request is refused with `Signature expired`, by the real check;
+//! - `expiry_skew` moves the expiration of every issued credential set that many seconds
+//!   (negative: credentials that expire within seconds, or expired on arrival), as a
+//!   misbehaving service would; `emulate --expiry-skew` sets it at start, and `clear`
+//!   keeps that start value.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -55,6 +60,8 @@ pub enum Fault {
         status: u16,
         retry_after: Option<u32>,
     },
+    /// Over the `--max-tps` quota: 429 `ThrottlingException`, with `Retry-After` when set.
+    Throttled { retry_after: Option<u32> },
     /// Answer 201 with a body that is not valid JSON.
     Malformed,
     /// Answer 201 with valid JSON whose `credentialSet` is empty.
@@ -76,12 +83,15 @@ struct State {
     delay: Duration,
     body_pause: Duration,
     skew_seconds: i64,
+    expiry_skew_seconds: i64,
 }
 
 /// The pending faults of one emulator.
 #[derive(Debug, Default)]
 pub struct Faults {
     state: Mutex<State>,
+    /// The expiry skew set at start, which `clear` returns to.
+    initial_expiry_skew: i64,
 }
 
 /// A fault order as JSON, the body of `POST /_emulator/faults`.
@@ -115,10 +125,23 @@ pub enum FaultOrder {
     Skew {
         seconds: i64,
     },
+    ExpirySkew {
+        seconds: i64,
+    },
     Clear,
 }
 
 impl Faults {
+    /// Faults with an expiry skew from the start (`emulate --expiry-skew`).
+    pub fn with_expiry_skew(seconds: i64) -> Self {
+        let faults = Self {
+            initial_expiry_skew: seconds,
+            ..Self::default()
+        };
+        faults.expiry_skew(seconds);
+        faults
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -180,9 +203,23 @@ impl Faults {
         self.lock().skew_seconds = seconds;
     }
 
-    /// Removes every pending fault, the delay, the slow body and the skew.
+    /// Moves the expiration of every credential set issued from now on by `seconds`.
+    pub fn expiry_skew(&self, seconds: i64) {
+        self.lock().expiry_skew_seconds = seconds;
+    }
+
+    /// How many seconds issued expirations are moved.
+    pub fn expiry_skew_seconds(&self) -> i64 {
+        self.lock().expiry_skew_seconds
+    }
+
+    /// Removes every pending fault, the delay, the slow body and the skews (the expiry skew
+    /// returns to its start value).
     pub fn clear(&self) {
-        *self.lock() = State::default();
+        *self.lock() = State {
+            expiry_skew_seconds: self.initial_expiry_skew,
+            ..State::default()
+        };
     }
 
     /// Applies an order received over HTTP; refuses statuses that are not errors, and
@@ -226,6 +263,14 @@ impl Faults {
                     ));
                 }
                 self.skew(seconds);
+            }
+            FaultOrder::ExpirySkew { seconds } => {
+                if seconds.abs() > MAX_SKEW_SECONDS {
+                    return Err(format!(
+                        "an expiry skew beyond {MAX_SKEW_SECONDS} seconds either way is refused"
+                    ));
+                }
+                self.expiry_skew(seconds);
             }
             FaultOrder::Clear => self.clear(),
         }
@@ -332,6 +377,8 @@ mod tests {
             (r#"{"action":"delay","millis":600001}"#, false),
             (r#"{"action":"skew","seconds":-600}"#, true),
             (r#"{"action":"skew","seconds":604801}"#, false),
+            (r#"{"action":"expiry_skew","seconds":-3599}"#, true),
+            (r#"{"action":"expiry_skew","seconds":-604801}"#, false),
         ] {
             let order: FaultOrder = serde_json::from_str(text).unwrap();
             assert_eq!(f.apply(order).is_ok(), ok, "{text}");
@@ -340,5 +387,12 @@ mod tests {
         assert_eq!(f.take().1, Some(Fault::Incomplete));
         assert_eq!(f.body_pause(), Duration::from_millis(2000));
         assert_eq!(f.skew_seconds(), -600);
+        assert_eq!(f.expiry_skew_seconds(), -3599);
+        f.clear();
+        assert_eq!(f.expiry_skew_seconds(), 0);
+        let started = Faults::with_expiry_skew(-7200);
+        started.expiry_skew(5);
+        started.clear();
+        assert_eq!(started.expiry_skew_seconds(), -7200);
     }
 }

@@ -34,6 +34,7 @@ mod signature;
 mod state;
 mod sts;
 mod sts_xml;
+mod throttle;
 mod tls;
 mod verify;
 

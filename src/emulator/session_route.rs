@@ -24,7 +24,17 @@ pub async fn sessions(
     body: &Bytes,
     request_id: String,
 ) -> Result<Answer, DropConnection> {
-    let (delay, fault) = state.faults.take();
+    // The quota comes before any fault, as the service's front end does.
+    let throttled = state
+        .throttle
+        .admit(&super::throttle::account_of(query, body));
+    let (delay, fault) = match throttled {
+        Ok(()) => state.faults.take(),
+        Err(retry_after) => (
+            std::time::Duration::ZERO,
+            Some(Fault::Throttled { retry_after }),
+        ),
+    };
     let mut entry = ReceivedRequest {
         serial: claimed_serial(state, headers),
         status: 0,
@@ -75,6 +85,23 @@ pub async fn sessions(
                 status,
                 kind.type_name(),
                 "Injected fault",
+                None,
+                &request_id,
+            );
+            if let Some(secs) = retry_after {
+                answer
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            answer
+        }
+        Some(Fault::Throttled { retry_after }) => {
+            entry.fault = Some("throttled".into());
+            entry.error_type = Some("ThrottlingException".into());
+            let mut answer = error_answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Rate exceeded",
                 None,
                 &request_id,
             );

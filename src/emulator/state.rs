@@ -13,6 +13,7 @@ use super::config::{EmulatorConfig, MAX_DURATION, ProfileConfig};
 use super::errors::EmulatorError;
 use super::faults::Faults;
 use super::sessions::SessionStore;
+use super::throttle::Throttle;
 
 /// How many CreateSession requests the log keeps (the oldest go first).
 const LOG_CAPACITY: usize = 10_000;
@@ -78,6 +79,7 @@ pub struct State {
     pub clock: Option<OffsetDateTime>,
     pub max_skew: i64,
     pub faults: Faults,
+    pub throttle: Throttle,
     pub sessions: SessionStore,
     /// Who may assume which role with STS AssumeRole.
     pub trust: RoleTrust,
@@ -146,7 +148,8 @@ impl State {
             min_duration: config.min_duration_seconds,
             clock: config.clock,
             max_skew: config.max_skew_seconds,
-            faults: Faults::default(),
+            faults: Faults::with_expiry_skew(config.expiry_skew_seconds),
+            throttle: Throttle::new(config.max_tps, config.throttle_retry_after),
             sessions: SessionStore::new(SESSION_CAPACITY),
             trust: RoleTrust {
                 roles: config.roles.clone(),

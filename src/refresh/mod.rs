@@ -9,345 +9,46 @@
 //! credentials are kept while they have more than `min(5 min, 10 % of the lifetime)` left;
 //! past that, readers get an error rather than credentials about to expire, and never
 //! expired ones.
+//!
+//! Many hosts share one CreateSession quota, so a refresher is also careful with the service:
+//! credentials answered already expired or about to expire are a failed refresh (with a
+//! longer backoff), never a success to be refreshed again at once; calls pass a floor per
+//! role and a token bucket per account and region (`pacing`); and the wait runs on the
+//! monotonic clock checked against the injected wall clock (`clock`), so that a suspend or
+//! a clock step is noticed within seconds. The loop is in `engine`, the timing in
+//! `schedule`, what readers see in `state`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
-
-use time::OffsetDateTime;
-use tokio::sync::watch;
-
-use crate::credentials::Credentials;
-
+mod clock;
+mod engine;
+mod failover;
+mod pacing;
+mod schedule;
 mod session_source;
 mod source;
-pub use session_source::SessionSource;
-pub use source::{CredentialSource, FetchError, Fetched};
-
-/// Counters and facts about one refresher, for health reports and metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub successes: AtomicU64,
-    pub transient_failures: AtomicU64,
-    pub permanent_failures: AtomicU64,
-    /// Unix time at which the last used certificate expires; 0 until known.
-    pub certificate_not_after: AtomicI64,
-}
-
-impl Stats {
-    /// Seconds until the certificate last used expires, once one has been used.
-    pub fn certificate_seconds_left(&self, now: OffsetDateTime) -> Option<i64> {
-        let not_after = self.certificate_not_after.load(Ordering::Relaxed);
-        (not_after != 0).then(|| not_after - now.unix_timestamp())
-    }
-}
-
-/// What readers see.
-#[derive(Clone, Debug)]
-pub enum State {
-    /// No credentials yet; the first fetch is under way or being retried.
-    Starting { last_error: Option<String> },
-    /// Credentials, with when they were received (to know their lifetime).
-    Ready {
-        credentials: Arc<Credentials>,
-        received: OffsetDateTime,
-        last_error: Option<String>,
-    },
-    /// The first fetch failed permanently; the refresher has stopped.
-    Stopped { error: String },
-}
-
-/// Why a reader gets no credentials.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Unavailable {
-    #[error("credentials are not available yet{}", .0.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
-    NotYet(Option<String>),
-    #[error("credentials expire too soon to hand out and refreshing them failed: {0}")]
-    Stale(String),
-    #[error("credentials could not be obtained: {0}")]
-    Stopped(String),
-}
-
-/// Timing knobs; the defaults suit production, tests shrink them.
-#[derive(Clone, Debug)]
-pub struct Schedule {
-    /// First wait after a failed attempt; doubled each time up to `max_backoff`.
-    pub min_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Self {
-            min_backoff: Duration::from_secs(1),
-            // Past the last good credentials every client is failing, so recovery should
-            // follow the service within seconds; full jitter spreads a fleet's retries.
-            max_backoff: Duration::from_secs(30),
-        }
-    }
-}
-
-/// The reading side: cheap to clone, one per listener.
-#[derive(Clone, Debug)]
-pub struct Handle {
-    rx: watch::Receiver<State>,
-    stats: Arc<Stats>,
-}
-
-impl Handle {
-    /// The credentials to hand out now, if they are still worth handing out.
-    pub fn current(&self, now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable> {
-        self.current_with_receipt(now)
-            .map(|(credentials, _)| credentials)
-    }
-
-    /// Like [`current`](Self::current), with when the credentials were received (IMDS
-    /// reports it as `LastUpdated`).
-    pub fn current_with_receipt(
-        &self,
-        now: OffsetDateTime,
-    ) -> Result<(Arc<Credentials>, OffsetDateTime), Unavailable> {
-        match &*self.rx.borrow() {
-            State::Starting { last_error } => Err(Unavailable::NotYet(last_error.clone())),
-            State::Stopped { error } => Err(Unavailable::Stopped(error.clone())),
-            State::Ready {
-                credentials,
-                received,
-                last_error,
-            } => {
-                if servable(credentials, *received, now) {
-                    Ok((credentials.clone(), *received))
-                } else {
-                    Err(Unavailable::Stale(
-                        last_error
-                            .clone()
-                            .unwrap_or_else(|| "no refresh has succeeded".into()),
-                    ))
-                }
-            }
-        }
-    }
-
-    /// Whether `credentials` are the ones published now, for readers that cache what they
-    /// derive from them (no lock beyond the channel's, no time arithmetic).
-    pub fn holds(&self, credentials: &Arc<Credentials>) -> bool {
-        matches!(&*self.rx.borrow(), State::Ready { credentials: c, .. } if Arc::ptr_eq(c, credentials))
-    }
-
-    /// The raw state, for health reports.
-    pub fn state(&self) -> State {
-        self.rx.borrow().clone()
-    }
-
-    /// The refresher's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// Whether the refresher task is still running (it ends only after a permanent failure
-    /// at start, or when every handle is gone); the watchdog pings only while all are.
-    pub fn alive(&self) -> bool {
-        self.rx.has_changed().is_ok()
-    }
-
-    /// Waits until the first fetch has succeeded or failed permanently.
-    pub async fn first(&mut self) -> Result<Arc<Credentials>, Unavailable> {
-        self.newer_than(None).await
-    }
-
-    /// Waits for credentials other than `previous` (any, if `None`): what a writer of the
-    /// credentials file needs after each refresh. Fails only when the refresher stopped.
-    pub async fn newer_than(
-        &mut self,
-        previous: Option<&Arc<Credentials>>,
-    ) -> Result<Arc<Credentials>, Unavailable> {
-        loop {
-            match &*self.rx.borrow_and_update() {
-                State::Ready { credentials, .. }
-                    if previous.is_none_or(|p| !Arc::ptr_eq(p, credentials)) =>
-                {
-                    return Ok(credentials.clone());
-                }
-                State::Stopped { error } => return Err(Unavailable::Stopped(error.clone())),
-                State::Ready { .. } | State::Starting { .. } => {}
-            }
-            if self.rx.changed().await.is_err() {
-                return Err(Unavailable::Stopped("the refresher ended".into()));
-            }
-        }
-    }
-}
-
+mod state;
+pub use clock::{Clock, SharedClock, SystemClock};
+pub use engine::spawn;
+pub use failover::{FailoverSource, Region};
+pub use pacing::{Bucket, Pacers, Pacing};
+pub use schedule::Schedule;
 #[cfg(any(test, fuzzing))]
-impl Handle {
-    /// A handle whose state never changes (no refresher behind it), for the fuzz targets
-    /// and tests.
-    pub(crate) fn fixed(state: State) -> Self {
-        let (_tx, rx) = watch::channel(state);
-        Self {
-            rx,
-            stats: Arc::default(),
-        }
-    }
-}
-
-/// The floor of remaining validity below which credentials are not handed out:
-/// `min(5 minutes, 10 % of the lifetime)`.
-pub fn floor(lifetime: time::Duration) -> time::Duration {
-    std::cmp::min(time::Duration::minutes(5), lifetime / 10)
-}
-
-fn servable(credentials: &Credentials, received: OffsetDateTime, now: OffsetDateTime) -> bool {
-    now < serve_until(credentials, received)
-}
-
-/// The instant from which credentials received at `received` are no longer handed out:
-/// [`floor`] before they expire.
-pub fn serve_until(credentials: &Credentials, received: OffsetDateTime) -> OffsetDateTime {
-    credentials.expiration - floor(credentials.expiration - received)
-}
-
-/// When the next refresh is due: between 45 % and 50 % of the lifetime after receipt.
-pub(crate) fn refresh_delay(
-    credentials: &Credentials,
-    received: OffsetDateTime,
-    now: OffsetDateTime,
-) -> Duration {
-    let lifetime = (credentials.expiration - received)
-        .as_seconds_f64()
-        .max(0.0);
-    let fraction = 0.45 + 0.05 * unit_random();
-    let due = received + time::Duration::seconds_f64(lifetime * fraction);
-    Duration::try_from(due - now).unwrap_or(Duration::ZERO)
-}
-
-/// A uniform value in [0, 1).
-fn unit_random() -> f64 {
-    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Full-jitter backoff for attempt `n` (1-based), never past `limit` if one is given.
-fn retry_delay(schedule: &Schedule, n: u32, limit: Option<Duration>) -> Duration {
-    let jitter = crate::backoff::full_jitter(schedule.min_backoff, schedule.max_backoff, n);
-    let wait = schedule.min_backoff.max(jitter);
-    limit.map_or(wait, |l| wait.min(l.max(schedule.min_backoff)))
-}
-
-/// Starts the refresher for one role on the current tokio runtime.
-pub fn spawn(role: String, source: Arc<dyn CredentialSource>, schedule: Schedule) -> Handle {
-    let (tx, rx) = watch::channel(State::Starting { last_error: None });
-    let stats = Arc::new(Stats::default());
-    tokio::spawn(run(role, source, schedule, tx, stats.clone()));
-    Handle { rx, stats }
-}
-
-async fn run(
-    role: String,
-    source: Arc<dyn CredentialSource>,
-    schedule: Schedule,
-    tx: watch::Sender<State>,
-    stats: Arc<Stats>,
-) {
-    let mut failures: u32 = 0;
-    loop {
-        let outcome = source.fetch().await;
-        let now = OffsetDateTime::now_utc();
-        let wait = match outcome {
-            Ok(Fetched {
-                credentials,
-                serial,
-                certificate_not_after,
-            }) => {
-                failures = 0;
-                stats.successes.fetch_add(1, Ordering::Relaxed);
-                if let Some(t) = certificate_not_after {
-                    stats
-                        .certificate_not_after
-                        .store(t.unix_timestamp(), Ordering::Relaxed);
-                }
-                tracing::info!(
-                    role = %role,
-                    expires = %crate::identity::rfc3339(credentials.expiration),
-                    serial = %serial,
-                    "credentials refreshed"
-                );
-                let delay = refresh_delay(&credentials, now, now);
-                tx.send_replace(State::Ready {
-                    credentials: Arc::new(credentials),
-                    received: now,
-                    last_error: None,
-                });
-                delay
-            }
-            Err(error) => {
-                failures += 1;
-                let permanent = !error.is_transient();
-                let message = error.to_string();
-                let counter = if permanent {
-                    &stats.permanent_failures
-                } else {
-                    &stats.transient_failures
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let current = tx.borrow().clone();
-                match current {
-                    State::Starting { .. } if permanent => {
-                        // The one who waits for the first credentials reports the error
-                        // (serve and update exit with it, a reload logs it): one line.
-                        tracing::debug!(role = %role, error = %message, "cannot obtain credentials; giving up");
-                        tx.send_replace(State::Stopped { error: message });
-                        return;
-                    }
-                    State::Starting { .. } => {
-                        let delay = retry_delay(&schedule, failures, None);
-                        tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "first fetch failed; retrying");
-                        tx.send_replace(State::Starting {
-                            last_error: Some(message),
-                        });
-                        delay
-                    }
-                    State::Ready {
-                        credentials,
-                        received,
-                        ..
-                    } => {
-                        // Retry well before the credentials stop being servable, so that one
-                        // more attempt fits in; a permanent error is retried too, since a
-                        // renewed certificate or a fixed profile can cure it.
-                        let left =
-                            credentials.expiration - now - floor(credentials.expiration - received);
-                        let limit = Duration::try_from(left / 4).ok();
-                        let delay = retry_delay(&schedule, failures, limit);
-                        tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "refresh failed; keeping the last good credentials while they last");
-                        tx.send_replace(State::Ready {
-                            credentials,
-                            received,
-                            last_error: Some(message),
-                        });
-                        delay
-                    }
-                    State::Stopped { .. } => return,
-                }
-            }
-        };
-        // When every reader is gone (the role was reloaded or the daemon is stopping),
-        // stop at once rather than after one more CreateSession.
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = tx.closed() => return,
-        }
-    }
-}
+pub(crate) use schedule::refresh_delay;
+pub use session_source::SessionSource;
+pub use source::{CredentialSource, FetchError, Fetched, quota_key_of};
+pub use state::{Handle, State, Stats, Unavailable, floor, serve_until};
 
 #[cfg(test)]
 mod tests {
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use super::*;
+    use crate::credentials::Credentials;
     use crate::secret::Secret;
+    use time::OffsetDateTime;
 
     fn creds(key: &str, lifetime: time::Duration) -> Credentials {
         let expiration = OffsetDateTime::now_utc() + lifetime;
@@ -403,6 +104,10 @@ mod tests {
         Schedule {
             min_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
+            min_interval: Duration::from_millis(5),
+            min_servable: Duration::from_millis(50),
+            wall_check: Duration::from_millis(20),
+            ..Schedule::default()
         }
     }
 

@@ -97,4 +97,12 @@ impl CredentialSource for SessionSource {
             })
         })
     }
+
+    fn region(&self) -> Option<String> {
+        Some(self.params.region.clone())
+    }
+
+    fn quota_key(&self) -> String {
+        super::source::quota_key_of(&self.params.trust_anchor_arn, &self.params.region)
+    }
 }

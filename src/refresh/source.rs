@@ -24,6 +24,22 @@ pub enum FetchError {
     /// The task that loads the identity did not finish (it panicked).
     #[error("loading the identity failed: {0}")]
     Task(String),
+    /// The service answered credentials that cannot be served: already expired, or
+    /// expiring too soon (a clock far off on either side, or a misconfigured service).
+    #[error("the service answered credentials that {} (expiration {expiration}); at least {needed_seconds} s of validity are needed to serve them; check this host's clock and the profile's session duration", describe_left(*.seconds_left))]
+    Unusable {
+        expiration: String,
+        seconds_left: i64,
+        needed_seconds: u64,
+    },
+}
+
+fn describe_left(seconds_left: i64) -> String {
+    if seconds_left <= 0 {
+        format!("expired {} s ago", -seconds_left)
+    } else {
+        format!("expire in {seconds_left} s")
+    }
 }
 
 impl FetchError {
@@ -35,7 +51,20 @@ impl FetchError {
             Self::Identity(e) => e.is_transient(),
             Self::CreateSession(e) => e.is_transient(),
             Self::AssumeRole(e) => e.is_transient(),
-            Self::Task(_) => true,
+            Self::Task(_) | Self::Unusable { .. } => true,
+        }
+    }
+
+    /// Whether the service said the account and region are over their request quota (429,
+    /// `ThrottlingException`): every role that shares the quota should slow down.
+    pub fn is_throttling(&self) -> bool {
+        match self {
+            Self::CreateSession(e) => matches!(
+                e.as_ref(),
+                crate::rolesanywhere::CreateSessionError::Service { status, error_type, .. }
+                    if *status == 429 || error_type.contains("Throttl")
+            ),
+            _ => false,
         }
     }
 }
@@ -45,6 +74,27 @@ impl FetchError {
 pub trait CredentialSource: Send + Sync + 'static {
     /// Fetches a fresh set.
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>>;
+
+    /// The scope of the service quota this source's calls count against (account and
+    /// region); sources with the same key share one token bucket. Empty: one bucket for all
+    /// such sources of a daemon.
+    fn quota_key(&self) -> String {
+        String::new()
+    }
+
+    /// The region the last successful fetch came from, when the source knows it.
+    fn region(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The quota key of a trust anchor ARN (`arn:aws:rolesanywhere:REGION:ACCOUNT:...`):
+/// `ACCOUNT/REGION`, with `region` when the ARN does not name one.
+pub fn quota_key_of(trust_anchor_arn: &str, region: &str) -> String {
+    let mut parts = trust_anchor_arn.split(':');
+    let arn_region = parts.nth(3).filter(|r| !r.is_empty()).unwrap_or(region);
+    let account = parts.next().unwrap_or_default();
+    format!("{account}/{arn_region}")
 }
 
 /// Credentials together with what the log line about them needs.

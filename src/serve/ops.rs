@@ -132,6 +132,18 @@ impl Ops {
                 );
             }
         }
+        out.push_str("# HELP rolesanywhere_credentials_region The region whose endpoint issued the credentials served (changes with regional failover).\n");
+        out.push_str("# TYPE rolesanywhere_credentials_region gauge\n");
+        for role in &self.roles {
+            if let Some(region) = role.state().handle.stats().region() {
+                let _ = writeln!(
+                    out,
+                    "rolesanywhere_credentials_region{{role=\"{}\",region=\"{}\"}} 1",
+                    label(&role.name),
+                    label(&region)
+                );
+            }
+        }
         out.push_str("# HELP rolesanywhere_imds_tokens Live IMDS session tokens.\n");
         out.push_str("# TYPE rolesanywhere_imds_tokens gauge\n");
         let tokens: usize = self.sites.iter().map(|s| s.current().live_tokens()).sum();

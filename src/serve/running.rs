@@ -201,8 +201,31 @@ pub(super) fn open(endpoint: &Endpoint, hops: u32, spare: &mut Vec<Activated>) -
 
 /// A refresher for `role`, and what its listeners need to know.
 pub(super) fn start_role(role: &RolePlan, schedule: &Schedule) -> Result<RoleState> {
-    let source = Arc::new(SessionSource::new(&role.settings)?);
     let role_arn = role.settings.served_role_arn().to_owned();
+    let session =
+        |settings: &crate::config::SessionSettings| -> Result<Arc<dyn refresh::CredentialSource>> {
+            Ok(Arc::new(SessionSource::new(settings)?))
+        };
+    let source = match &role.failover {
+        None => session(&role.settings)?,
+        Some(plan) => {
+            let mut regions = vec![refresh::Region {
+                name: role.settings.params.region.clone(),
+                source: session(&role.settings)?,
+            }];
+            for (name, settings) in &plan.regions {
+                regions.push(refresh::Region {
+                    name: name.clone(),
+                    source: session(settings)?,
+                });
+            }
+            Arc::new(refresh::FailoverSource::new(
+                role.name.clone(),
+                regions,
+                plan.after,
+            ))
+        }
+    };
     Ok(RoleState::new(
         role.settings.role_name(),
         role_arn,

@@ -14,6 +14,7 @@ mod emulator_mldsa;
 mod emulator_negative;
 mod emulator_pki;
 mod faults;
+mod fleet;
 mod hostile;
 mod identity_bad_input;
 mod identity_files;

@@ -161,13 +161,13 @@ fn socket_activation_over_a_unix_socket() {
 }
 
 /// Datagrams received on a test-owned `NOTIFY_SOCKET`, with when they arrived.
-struct Notifications {
-    path: PathBuf,
+pub struct Notifications {
+    pub path: PathBuf,
     received: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Notifications {
-    fn listen(dir: &Path) -> Self {
+    pub fn listen(dir: &Path) -> Self {
         let path = dir.join("notify.sock");
         let socket = UnixDatagram::bind(&path).unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -182,7 +182,7 @@ impl Notifications {
         Self { path, received }
     }
 
-    fn all(&self) -> Vec<(Instant, String)> {
+    pub fn all(&self) -> Vec<(Instant, String)> {
         self.received.lock().unwrap().clone()
     }
 }
