@@ -62,6 +62,8 @@ pub fn credential_process(
 #[cfg(test)]
 mod chain_tests;
 #[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! How fast one daemon may call CreateSession: the token bucket each account and region
 //! gets (calls per second, burst), and the window over which the roles' first fetches are
 //! spread. Command line, then config file, then the defaults of
-//! [`crate::refresh::Pacing`]: well under the service's quota of 10 calls per second per
+//! [`crate::refresh::pacing::Pacing`]: well under the service's quota of 10 calls per second per
 //! account and region, for one host. A fleet shares that quota: see the README's "Fleets".
 
 use std::time::Duration;
@@ -27,7 +27,7 @@ pub struct PacingPlan {
 
 impl Default for PacingPlan {
     fn default() -> Self {
-        let pacing = crate::refresh::Pacing::default();
+        let pacing = crate::refresh::pacing::Pacing::default();
         Self {
             rate: pacing.rate,
             burst: pacing.burst,

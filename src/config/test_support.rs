@@ -97,3 +97,10 @@ pub(super) struct Setting {
     pub(super) from_profile: &'static str,
     pub(super) default: &'static str,
 }
+
+/// What `read` makes of the plan's first daemon socket, or `none`.
+pub(super) fn daemon_socket(plan: &Plan, read: impl Fn(&DaemonSocketPlan) -> String) -> String {
+    plan.daemon_sockets
+        .first()
+        .map_or_else(|| "none".to_owned(), read)
+}

@@ -21,7 +21,7 @@
 mod clock;
 mod engine;
 mod failover;
-mod pacing;
+pub mod pacing;
 mod schedule;
 mod session_source;
 mod source;
