@@ -398,7 +398,7 @@ fn serve_refreshes_the_whole_chain() {
             accept_role_session_name: false,
             enabled: true,
         }];
-        config.roles[0].duration_seconds = Some(6);
+        config.roles[0].duration_seconds = Some(10);
     });
     let mut cmd = chained(&setup, "serve");
     one_hop(&mut cmd);
