@@ -67,7 +67,10 @@ impl Default for Schedule {
     }
 }
 
-/// When the next refresh is due: between 45 % and 50 % of the lifetime after receipt.
+/// When the next refresh is due: between 50 % and 55 % of the lifetime after receipt, so
+/// that a role calls CreateSession at most twice per lifetime (two calls an hour for one-hour
+/// sessions) while a one-hour session still has 27 minutes or more left when it is replaced,
+/// far above the 15 minutes below which botocore fetches again.
 #[cfg(any(test, fuzzing))]
 pub(crate) fn refresh_delay(
     credentials: &Credentials,
@@ -79,7 +82,7 @@ pub(crate) fn refresh_delay(
 
 /// The wall-clock instant of the next refresh (see [`refresh_delay`]). After credentials
 /// fetched off the schedule (the first ones, after failures, after a clock jump), which a
-/// fleet tends to fetch all together, the next refresh comes anywhere between 10 % and 50 %
+/// fleet tends to fetch all together, the next refresh comes anywhere between 10 % and 55 %
 /// of the lifetime instead: one early call per role that spreads the fleet's refreshes over
 /// the whole period rather than repeating the burst every half-life.
 pub(super) fn refresh_due(
@@ -91,9 +94,9 @@ pub(super) fn refresh_due(
         .as_seconds_f64()
         .max(0.0);
     let fraction = if spread {
-        0.1 + 0.4 * unit_random()
+        0.1 + 0.45 * unit_random()
     } else {
-        0.45 + 0.05 * unit_random()
+        0.50 + 0.05 * unit_random()
     };
     received + time::Duration::seconds_f64(lifetime * fraction)
 }

@@ -38,7 +38,7 @@ const ROLE_NAME: &str = "onprem-app";
 /// The session lifetime the emulator grants.
 const LIFETIME: u32 = 40;
 /// How long after the first session was issued the fault is cleared: past the first refresh (at
-/// 45 to 50 % of the lifetime) and several retries, and before the credentials stop being
+/// 50 to 55 % of the lifetime) and several retries, and before the credentials stop being
 /// handed out (at 90 % of the lifetime).
 const CLEAR_AFTER: Duration = Duration::from_secs(30);
 /// How long after the clear a new session must have arrived.

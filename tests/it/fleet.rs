@@ -141,7 +141,7 @@ fn a_forward_wall_clock_jump_is_followed_by_a_refresh_within_seconds() {
         "one-hour credentials: no refresh yet"
     );
 
-    // 40 minutes later by the wall clock: past the refresh at 45 to 50 % of the hour. The
+    // 40 minutes later by the wall clock: past the refresh at 50 to 55 % of the hour. The
     // service's clock moves with the host's (both are right; the daemon's timers lag).
     setup.emulator.faults().skew(2400);
     setup.emulator.faults().expiry_skew(2400);

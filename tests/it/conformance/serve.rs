@@ -262,7 +262,7 @@ fn credentials_are_refreshed_in_the_background_not_in_the_request() {
         config.profiles = vec![ProfileConfig {
             arn: PROFILE.into(),
             role_arns: vec![ROLE.into()],
-            duration_seconds: 6,
+            duration_seconds: 10,
             accept_role_session_name: false,
             enabled: true,
         }];
@@ -283,7 +283,8 @@ fn credentials_are_refreshed_in_the_background_not_in_the_request() {
             assert_eq!(doc.status, 200, "{side:?}: {doc:?}");
         }
         let after_gets = requests() - started;
-        std::thread::sleep(Duration::from_millis(4500));
+        // Past the first refresh of ours (at 10 to 55 % of the 10 s lifetime).
+        std::thread::sleep(Duration::from_millis(6500));
         let while_idle = requests() - started - after_gets;
         // official-helper.md §4.5: with under 10 minutes left, each request of the official
         // helper waits for a CreateSession, and nothing happens between requests. README
