@@ -1,6 +1,7 @@
-//! Build information for `--version`: the crate version and, in release builds made from a
-//! git checkout, the commit they were built from (`RA_LONG_VERSION`, read by the command-line
-//! definitions in src/cli/).
+//! Build information for `version` and `--version`: the crate version and, in release builds
+//! made from a git checkout, the commit they were built from: `RA_VERSION` (`0.1.0+1a2b3c4d5e6f`,
+//! semver build metadata, read by `version`) and `RA_LONG_VERSION` (`0.1.0 (commit HASH)`,
+//! read by the command-line definitions in src/cli/).
 //!
 //! Only release builds ask git: a debug build's output would otherwise change with every
 //! commit, and each change would rebuild the crate for the tests. A build outside a git
@@ -14,10 +15,14 @@ fn main() {
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let commit = if release { commit() } else { None };
-    let long = match commit {
-        Some(commit) => format!("{version} (commit {commit})"),
-        None => version,
+    let (short, long) = match commit {
+        Some(commit) => (
+            format!("{version}+{}", &commit[..12.min(commit.len())]),
+            format!("{version} (commit {commit})"),
+        ),
+        None => (version.clone(), version),
     };
+    println!("cargo:rustc-env=RA_VERSION={short}");
     println!("cargo:rustc-env=RA_LONG_VERSION={long}");
 }
 

@@ -179,6 +179,8 @@ fi
 # The packaged binary against the emulator.
 "$bin" --version | grep -qx "rolesanywhere-helper $version (commit $(git rev-parse HEAD))" &&
   ok "--version names the commit" || fail "--version: $("$bin" --version)"
+"$bin" version | grep -qx "$version+$(git rev-parse --short=12 HEAD)" &&
+  ok "version prints the version and the commit" || fail "version: $("$bin" version)"
 [ "$("$bin" version)" = "$version" ] || fail "version: $("$bin" version)"
 "$bin" pki init "$work/pki" >/dev/null
 "$bin" emulate --trust-anchor "$work/pki/root-ca.pem" --tls-cert "$work/pki/tls.pem" \
