@@ -18,6 +18,11 @@ use crate::credential_process::{
 };
 use crate::serve_daemon::{Daemon, imds_credentials};
 
+/// `openssl genpkey` options of the keys the tests make on the TPM.
+const P256: &[&str] = &["-algorithm", "EC", "-pkeyopt", "group:P-256"];
+const P384: &[&str] = &["-algorithm", "EC", "-pkeyopt", "group:P-384"];
+const RSA2048: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "bits:2048"];
+
 /// A running swtpm with its own state directory, stopped when dropped.
 struct Swtpm {
     child: Child,
@@ -110,9 +115,20 @@ impl Swtpm {
         u32::from_str_radix(value.trim_start_matches("0x"), 16).unwrap()
     }
 
-    /// A key made by tpm2-openssl (`genpkey` options `algorithm`), with `password` if
+    /// A key made by tpm2-openssl (`genpkey` options `algorithm`: [`P256`], [`P384`],
+    /// [`RSA2048`]), with `password` if
     /// given, and its certificate issued by the dev PKI's root CA in `dir`:
     /// `NAME.tss.pem` and `NAME.pem`.
+    /// An EC P-256, an EC P-384 and an RSA-2048 key (with `rsa_password`), each with its
+    /// certificate, in the order the tests name them.
+    fn three_keys(&self, dir: &Path, rsa_password: Option<&str>) -> [(PathBuf, PathBuf); 3] {
+        [
+            self.key_and_certificate(dir, "ec256", P256, None),
+            self.key_and_certificate(dir, "ec384", P384, None),
+            self.key_and_certificate(dir, "rsa", RSA2048, rsa_password),
+        ]
+    }
+
     fn key_and_certificate(
         &self,
         dir: &Path,
@@ -260,24 +276,7 @@ fn s(p: &Path) -> &str {
 fn tss2_key_files_of_each_type_get_credentials() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let ec256 = tpm.key_and_certificate(
-        dir,
-        "ec256",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
-    let ec384 = tpm.key_and_certificate(
-        dir,
-        "ec384",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-384"],
-        None,
-    );
-    let rsa = tpm.key_and_certificate(
-        dir,
-        "rsa",
-        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
-        None,
-    );
+    let [ec256, ec384, rsa] = tpm.three_keys(dir, None);
     for (name, (key, cert)) in [
         ("EC P-256", &ec256),
         ("EC P-384", &ec384),
@@ -336,12 +335,7 @@ fn tss2_key_files_of_each_type_get_credentials() {
 fn an_rsa_key_with_a_password_takes_it_from_each_source() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "rsapw",
-        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
-        Some("1234"),
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "rsapw", RSA2048, Some("1234"));
     let pw_file = dir.join("tpm-password");
     std::fs::write(&pw_file, "1234\n").unwrap();
     std::fs::set_permissions(
@@ -397,12 +391,7 @@ fn an_rsa_key_with_a_password_takes_it_from_each_source() {
 fn a_wrong_password_is_one_line_counted_once_and_never_retried_by_a_daemon() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "rsapw",
-        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
-        Some("1234"),
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "rsapw", RSA2048, Some("1234"));
     let identity = [
         "--certificate",
         s(&cert),
@@ -487,12 +476,7 @@ fn a_persistent_handle_gets_credentials_with_and_without_0x() {
 fn the_aws_cli_uses_credentials_signed_by_a_tpm_key() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "ec",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "ec", P256, None);
     let config = setup.path("aws-config");
     let line = format!(
         "credential_process = {} credential-process --certificate {} --private-key {} --trust-anchor-arn {TA} --profile-arn {PROFILE} --role-arn {ROLE} --endpoint {}",
@@ -523,12 +507,7 @@ fn the_aws_cli_uses_credentials_signed_by_a_tpm_key() {
 fn a_policy_key_is_refused_with_one_line() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "ec",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "ec", P256, None);
     let blocks = rolesanywhere_helper::x509::pem::blocks(&std::fs::read(&key).unwrap()).unwrap();
     let der = &blocks[0].der;
     // The outer SEQUENCE (long form, one length byte for these sizes), the OID, then
@@ -572,18 +551,8 @@ fn a_policy_key_is_refused_with_one_line() {
 fn a_key_for_another_certificate_is_refused_before_any_request() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, _) = tpm.key_and_certificate(
-        dir,
-        "one",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
-    let (_, other_cert) = tpm.key_and_certificate(
-        dir,
-        "two",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, _) = tpm.key_and_certificate(dir, "one", P256, None);
+    let (_, other_cert) = tpm.key_and_certificate(dir, "two", P256, None);
     let line = failure(&credential_process(
         &setup,
         &tpm,
@@ -600,12 +569,7 @@ fn a_key_for_another_certificate_is_refused_before_any_request() {
 fn a_missing_device_is_one_line_naming_tpm_device() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "ec",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "ec", P256, None);
     let gone = dir.join("no-such-tpm");
     let mut cmd = setup.command();
     tpm.env(&mut cmd).env("TPM_DEVICE", &gone).args([
@@ -640,12 +604,7 @@ fn serve_refreshes_tpm_keys_from_a_config_file() {
     let tpm = Swtpm::start();
     let dir = setup.dir.path();
     let handle_cert = tpm.persistent_key(dir, "0x81000101", "persistent");
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "ec",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "ec", P256, None);
     let (a, b) = (free_port(), free_port());
     let role = |name: &str, port: u16, cert: &Path, key: &str, extra: &str| {
         format!(
@@ -704,12 +663,7 @@ fn serve_refreshes_tpm_keys_from_a_config_file() {
 fn update_read_certificate_data_and_sign_string_take_tpm_keys() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "ec",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "ec", P256, None);
     let file = dir.join("credentials");
     let mut cmd = setup.endpoint_subcommand("update");
     tpm.env(&mut cmd)
@@ -756,12 +710,7 @@ fn update_read_certificate_data_and_sign_string_take_tpm_keys() {
 fn a_tpm_key_for_an_ml_dsa_certificate_is_refused_with_one_line() {
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let (key, _) = tpm.key_and_certificate(
-        dir,
-        "ec",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, _) = tpm.key_and_certificate(dir, "ec", P256, None);
     let mldsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mldsa/mldsa65-cert.pem");
     let line = failure(&credential_process(
         &setup,
@@ -783,12 +732,7 @@ fn serve_waits_for_a_tpm_that_went_away_and_recovers() {
     let setup = Setup::short_sessions(KeyType::P256, false, 20);
     let mut tpm = Swtpm::start();
     let dir = setup.dir.path();
-    let (key, cert) = tpm.key_and_certificate(
-        dir,
-        "ec",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
+    let (key, cert) = tpm.key_and_certificate(dir, "ec", P256, None);
     let mut cmd = setup.endpoint_subcommand("serve");
     tpm.env(&mut cmd)
         .args(["--certificate", s(&cert), "--private-key", s(&key)]);
@@ -882,24 +826,7 @@ fn the_official_helper_and_this_one_take_the_same_tpm_keys() {
     };
     let (setup, tpm) = setup();
     let dir = setup.dir.path();
-    let ec256 = tpm.key_and_certificate(
-        dir,
-        "ec256",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
-        None,
-    );
-    let ec384 = tpm.key_and_certificate(
-        dir,
-        "ec384",
-        &["-algorithm", "EC", "-pkeyopt", "group:P-384"],
-        None,
-    );
-    let rsa = tpm.key_and_certificate(
-        dir,
-        "rsa",
-        &["-algorithm", "RSA", "-pkeyopt", "bits:2048"],
-        Some("1234"),
-    );
+    let [ec256, ec384, rsa] = tpm.three_keys(dir, Some("1234"));
     let handle_cert = tpm.persistent_key(dir, "0x81000101", "persistent");
     let path = |p: &Path| p.display().to_string();
     let cases: Vec<Vec<String>> = vec![
