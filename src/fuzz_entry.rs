@@ -450,6 +450,7 @@ pub fn create_session_response(data: &[u8]) {
         message,
         request_id: Some("fuzz".to_owned()),
         attempts: 3,
+        retry_after: None,
     };
     let _ = error.is_transient();
     let _ = error.to_string();

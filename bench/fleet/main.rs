@@ -154,6 +154,8 @@ fn refusal(status: u16, error_type: &str) -> FetchError {
         message: "simulated".into(),
         request_id: None,
         attempts: 1,
+        // The simulated service throttles without `Retry-After`.
+        retry_after: None,
     }))
 }
 

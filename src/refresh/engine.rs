@@ -152,7 +152,7 @@ async fn run(
             Err(error) => {
                 failures += 1;
                 if error.is_throttling() {
-                    let pause = bucket.throttled(None);
+                    let pause = bucket.throttled(error.retry_after());
                     tracing::debug!(role = %role, pause_ms = pause.as_millis() as u64, "throttled: pausing every role of this account and region");
                 }
                 match failed(&role, &error, failures, now, &schedule, &tx, &stats) {
@@ -358,6 +358,7 @@ mod tests {
                                 message: "Rate exceeded".into(),
                                 request_id: None,
                                 attempts: 1,
+                                retry_after: None,
                             },
                         )));
                     }

@@ -97,6 +97,7 @@ mod tests {
                 message: "boom".into(),
                 request_id: None,
                 attempts: 1,
+                retry_after: None,
             },
         )))
     }

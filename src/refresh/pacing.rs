@@ -38,6 +38,9 @@ impl Default for Pacing {
 const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 /// The longest such pause.
 const MAX_THROTTLE_PAUSE: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` honoured: a service (or something posing as one) asking for more
+/// does not keep every role of the account from refreshing for longer than this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// The buckets of one daemon, by quota key (account and region).
 #[derive(Debug, Default)]
@@ -132,17 +135,19 @@ impl Bucket {
     }
 
     /// The service said the account is over its quota: no token for anyone until
-    /// `retry_after` has passed, or a pause that doubles with each throttled answer in a row
+    /// `retry_after` has passed (at most [`MAX_RETRY_AFTER`]), or a pause that doubles with each throttled answer in a row
     /// (random in its upper half, so that hosts throttled together do not come back together).
     pub fn throttled(&self, retry_after: Option<Duration>) -> Duration {
         let mut s = self.lock();
         s.throttles = s.throttles.saturating_add(1);
-        let pause = retry_after.unwrap_or_else(|| {
-            let doubled = THROTTLE_PAUSE
-                .saturating_mul(1 << s.throttles.saturating_sub(1).min(16))
-                .min(MAX_THROTTLE_PAUSE);
-            doubled.mul_f64(0.5 + 0.5 * unit_random())
-        });
+        let pause = retry_after
+            .map(|d| d.min(MAX_RETRY_AFTER))
+            .unwrap_or_else(|| {
+                let doubled = THROTTLE_PAUSE
+                    .saturating_mul(1 << s.throttles.saturating_sub(1).min(16))
+                    .min(MAX_THROTTLE_PAUSE);
+                doubled.mul_f64(0.5 + 0.5 * unit_random())
+            });
         let until = Instant::now() + pause;
         if until > s.closed_until {
             s.closed_until = until;
@@ -204,6 +209,11 @@ mod tests {
         let start = Instant::now();
         b.take().await;
         assert!(Instant::now() - start >= Duration::from_secs(3));
+        // A Retry-After of an hour holds the account's roles back for five minutes only.
+        assert_eq!(
+            a.throttled(Some(Duration::from_secs(3600))),
+            Duration::from_secs(300)
+        );
         // Without Retry-After the pauses grow, and a call that passes resets them.
         a.passed();
         let first = a.throttled(None);

@@ -67,6 +67,19 @@ impl FetchError {
             _ => false,
         }
     }
+
+    /// The `Retry-After` the service sent with its refusal, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::CreateSession(e) => match e.as_ref() {
+                crate::rolesanywhere::CreateSessionError::Service { retry_after, .. } => {
+                    *retry_after
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Where credentials come from. The real source re-reads the identity files and calls
@@ -105,4 +118,34 @@ pub struct Fetched {
     pub serial: String,
     /// When that certificate expires, for metrics and expiry warnings.
     pub certificate_not_after: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rolesanywhere::CreateSessionError;
+
+    fn service(status: u16, error_type: &str, retry_after: Option<u64>) -> FetchError {
+        FetchError::CreateSession(Arc::new(CreateSessionError::Service {
+            status,
+            error_type: error_type.into(),
+            message: "m".into(),
+            request_id: None,
+            attempts: 1,
+            retry_after: retry_after.map(std::time::Duration::from_secs),
+        }))
+    }
+
+    #[test]
+    fn a_throttled_answer_carries_its_retry_after_to_the_account_pause() {
+        let throttled = service(429, "ThrottlingException", Some(7));
+        assert!(throttled.is_throttling());
+        assert_eq!(
+            throttled.retry_after(),
+            Some(std::time::Duration::from_secs(7))
+        );
+        assert!(service(400, "ThrottlingException", None).is_throttling());
+        assert_eq!(service(429, "TooManyRequests", None).retry_after(), None);
+        assert!(!service(503, "ServiceUnavailable", Some(2)).is_throttling());
+    }
 }

@@ -110,14 +110,16 @@ impl Client {
                 .map(str::to_owned)
         };
         let (error_type, message) = parse_error(header("x-amzn-errortype"), &bytes, status);
+        let retry_after = retry::retry_after(header("retry-after").as_deref());
         Err(Failure {
-            retry_after: retry::retry_after(header("retry-after").as_deref()),
+            retry_after,
             error: CreateSessionError::Service {
                 status,
                 error_type,
                 message,
                 request_id: header("x-amzn-requestid"),
                 attempts: attempt,
+                retry_after,
             },
         })
     }

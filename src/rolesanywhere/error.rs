@@ -61,6 +61,9 @@ pub enum CreateSessionError {
         message: String,
         request_id: Option<String>,
         attempts: u32,
+        /// The `Retry-After` of the last answer, if it had one: a daemon pauses every role of
+        /// the account and region that long after a throttled answer.
+        retry_after: Option<std::time::Duration>,
     },
     /// The server could not be reached or the connection broke.
     #[error("cannot reach {url}: {cause} (after {attempts} attempt{}); check the endpoint, the network and any proxy settings", crate::refusal::plural(*.attempts))]
@@ -184,6 +187,7 @@ mod tests {
             message: message.into(),
             request_id: None,
             attempts: 1,
+            retry_after: None,
         }
     }
 
@@ -195,6 +199,7 @@ mod tests {
             message: "Untrusted Signing Certificate".into(),
             request_id: Some("r-1".into()),
             attempts: 1,
+            retry_after: None,
         };
         let text = e.to_string();
         assert!(text.starts_with("CreateSession refused (403 AccessDeniedException): Untrusted Signing Certificate - the certificate does not chain"));
