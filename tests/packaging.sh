@@ -179,9 +179,11 @@ fi
 # The packaged binary against the emulator.
 "$bin" --version | grep -qx "rolesanywhere-helper $version (commit $(git rev-parse HEAD))" &&
   ok "--version names the commit" || fail "--version: $("$bin" --version)"
-"$bin" version | grep -qx "$version+$(git rev-parse --short=12 HEAD)" &&
+# What `version` prints for this release build: the version and the commit as semver build
+# metadata.
+full_version="$version+$(git rev-parse --short=12 HEAD)"
+[ "$("$bin" version)" = "$full_version" ] &&
   ok "version prints the version and the commit" || fail "version: $("$bin" version)"
-[ "$("$bin" version)" = "$version" ] || fail "version: $("$bin" version)"
 "$bin" pki init "$work/pki" >/dev/null
 "$bin" emulate --trust-anchor "$work/pki/root-ca.pem" --tls-cert "$work/pki/tls.pem" \
   --tls-key "$work/pki/tls.key" --port 0 >"$work/emu.out" 2>"$work/emu.err" &
@@ -222,7 +224,7 @@ for command in "${commands[@]}"; do
           installed=1
           # Installed, and nothing enabled: no link to a unit of the package anywhere in /etc.
           [ "$(stat -c '%a %U:%G' /etc/rolesanywhere-helper/config.toml)" = "640 root:rolesanywhere-helper" ] &&
-            [ "$(/usr/bin/rolesanywhere-helper version)" = "$version" ] &&
+            [ "$(/usr/bin/rolesanywhere-helper version)" = "$full_version" ] &&
             [ -f /usr/lib/systemd/system/rolesanywhere-helper.service ] &&
             [ -z "$(find /etc/systemd -name 'rolesanywhere-helper*')" ] &&
             ok "README: '$command' installs it (config 0640 root:rolesanywhere-helper, no unit enabled)" ||
@@ -246,7 +248,7 @@ for command in "${commands[@]}"; do
       mkdir -p "$rroot"
       if rpm --root "$rroot" --initdb && rpm --root "$rroot" -i --nodeps --noscripts "dist/$rpm" 2>"$work/rpm.err" &&
         [ "$(stat -c %a "$rroot/etc/rolesanywhere-helper/config.toml")" = 640 ] &&
-        [ "$("$rroot/usr/bin/rolesanywhere-helper" version)" = "$version" ]; then
+        [ "$("$rroot/usr/bin/rolesanywhere-helper" version)" = "$full_version" ]; then
         ok "README: '$command' names the .rpm, which installs into a throwaway rpm root"
       else
         fail "README: '$command': the .rpm does not install into a throwaway root: $(cat "$work/rpm.err")"
@@ -255,7 +257,7 @@ for command in "${commands[@]}"; do
     "tar -xzf $tarball")
       mkdir -p "$work/tar" && cp "dist/$tarball" "$work/tar/"
       t="$work/tar/${tarball%.tar.gz}"
-      if (cd "$work/tar" && $command) && [ "$("$t/rolesanywhere-helper" version)" = "$version" ] &&
+      if (cd "$work/tar" && $command) && [ "$("$t/rolesanywhere-helper" version)" = "$full_version" ] &&
         [ -f "$t/systemd/rolesanywhere-helper.service" ] && [ -f "$t/systemd/config.toml" ] &&
         [ -f "$t/completions/rolesanywhere-helper.bash" ] && [ -f "$t/completions/_rolesanywhere-helper" ] &&
         [ -f "$t/completions/rolesanywhere-helper.fish" ] && [ -f "$t/LICENSE" ] &&
