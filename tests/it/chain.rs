@@ -5,7 +5,7 @@
 //! names the last role. Each refusal of STS is one clear line.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rolesanywhere_helper::credentials::Credentials;
@@ -18,7 +18,7 @@ use rolesanywhere_helper::sts::{Hop, StsClient};
 use crate::common;
 use crate::credential_process::{PROFILE, REGION, ROLE, Setup, credentials, failure};
 use crate::serve_daemon::{Daemon, imds_credentials};
-use crate::serve_sdks::{AWS_VARS, BOTO3_WHOAMI, STS_WITH_GIVEN};
+use crate::serve_sdks::BOTO3_WHOAMI;
 
 /// The role Roles Anywhere gives, in the security account: `ROLE`.
 const CENTRAL: &str = ROLE;
@@ -72,43 +72,13 @@ fn two_hops(cmd: &mut Command) -> &mut Command {
 
 /// A command without AWS configuration but the emulator's CA.
 fn sdk_command(setup: &Setup, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for var in AWS_VARS {
-        cmd.env_remove(var);
-    }
-    let empty = setup.path("empty-aws-file");
-    std::fs::write(&empty, "").unwrap();
-    cmd.env("AWS_CONFIG_FILE", &empty)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_REGION", REGION)
-        .env("AWS_CA_BUNDLE", &setup.ca_bundle);
-    cmd
+    crate::serve_sdks::sdk_command(setup, program, &[])
 }
 
 /// The ARN GetCallerIdentity (boto3 against the emulator's STS) names for `credentials`
 /// (AccessKeyId, SecretAccessKey, SessionToken).
 fn caller_arn(setup: &Setup, credentials: &serde_json::Value) -> String {
-    let mut py = sdk_command(setup, common::python());
-    py.arg("-c")
-        .arg(STS_WITH_GIVEN)
-        .arg(setup.emulator.url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = py.spawn().expect("python starts");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(credentials.to_string().as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "STS refused the credentials:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let identity = crate::serve_sdks::sts_identity(setup, credentials);
     identity["arn"].as_str().unwrap().to_owned()
 }
 
@@ -578,17 +548,8 @@ fn boto3_assumes_a_role_on_the_emulator() {
     let mut py = sdk_command(&setup, common::python());
     py.arg("-c")
         .arg(BOTO3_ASSUME)
-        .args([&setup.emulator.url(), WORKLOAD, DEEP])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = py.spawn().expect("python starts");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(first.to_string().as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+        .args([&setup.emulator.url(), WORKLOAD, DEEP]);
+    let out = common::run_with_input(&mut py, first.to_string().as_bytes());
     assert!(
         out.status.success(),
         "{}",

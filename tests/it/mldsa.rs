@@ -164,21 +164,12 @@ for cert, sts, sig in json.load(sys.stdin):
     key.verify(bytes.fromhex(sig), sts.encode())
     print(type(key).__name__)
 "#;
-    let mut py = std::process::Command::new(common::python());
-    py.arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = py.spawn().unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_with_input(
+        std::process::Command::new(common::python())
+            .arg("-c")
+            .arg(script),
+        serde_json::to_string(&input).unwrap().as_bytes(),
+    );
     assert!(
         out.status.success(),
         "pyca refused a signature: {}",

@@ -29,7 +29,7 @@ const CHILD_VAR: &str = "RA_TEST_SDK_ECS_CHILD";
 const CHILD_MARK: &str = "SDK-CREDENTIALS ";
 
 /// Variables that would make an SDK look elsewhere for credentials or configuration.
-pub(crate) const AWS_VARS: &[&str] = &[
+const AWS_VARS: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -77,7 +77,7 @@ print(json.dumps({
 
 /// STS GetCallerIdentity with the credentials given as JSON on stdin (AccessKeyId,
 /// SecretAccessKey, SessionToken). Argument: the STS endpoint URL.
-pub(crate) const STS_WITH_GIVEN: &str = r#"
+const STS_WITH_GIVEN: &str = r#"
 import json, sys
 import boto3
 
@@ -170,24 +170,8 @@ impl Served {
         ]
     }
 
-    /// `program` with no AWS configuration but `env`: empty config and credentials files,
-    /// the region, and the emulator's CA for the STS calls.
     fn sdk_command(&self, program: impl AsRef<std::ffi::OsStr>, env: &[(&str, String)]) -> Command {
-        let mut cmd = Command::new(program);
-        for var in AWS_VARS {
-            cmd.env_remove(var);
-        }
-        let empty = self.setup.path("empty-aws-file");
-        std::fs::write(&empty, "").unwrap();
-        cmd.env("AWS_CONFIG_FILE", &empty)
-            .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_REGION", REGION)
-            .env("AWS_CA_BUNDLE", &self.setup.ca_bundle);
-        for (name, value) in env {
-            cmd.env(name, value);
-        }
-        cmd
+        sdk_command(&self.setup, program, env)
     }
 
     /// The access key the daemon serves now.
@@ -219,27 +203,7 @@ impl Served {
         let key = credentials["AccessKeyId"].as_str().unwrap();
         assert!(key.starts_with("ASIA"), "{sdk}: {credentials}");
         assert_eq!(key, self.served_key(), "{sdk}: the served key");
-        let mut py = self.sdk_command(common::python(), &[]);
-        py.arg("-c")
-            .arg(STS_WITH_GIVEN)
-            .arg(self.setup.emulator.url())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = py.spawn().expect("python starts");
-        {
-            use std::io::Write as _;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(credentials.to_string().as_bytes()).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{sdk}: STS refused the credentials:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        check_identity(sdk, &identity);
+        check_identity(sdk, &sts_identity(&self.setup, credentials));
     }
 }
 
@@ -468,4 +432,42 @@ fn javascript_sdk_gets_credentials_through_ecs() {
     let served = Served::with_ecs();
     let credentials = node(&served, "ecs.mjs", &served.ecs_env());
     served.check_issued("JavaScript fromHttp", &credentials);
+}
+
+/// `program` with no AWS configuration but `env`: empty config and credentials files, the
+/// region, and the emulator's CA for the STS calls.
+pub(crate) fn sdk_command(
+    setup: &Setup,
+    program: impl AsRef<std::ffi::OsStr>,
+    env: &[(&str, String)],
+) -> Command {
+    let mut cmd = Command::new(program);
+    for var in AWS_VARS {
+        cmd.env_remove(var);
+    }
+    let empty = setup.path("empty-aws-file");
+    std::fs::write(&empty, "").unwrap();
+    cmd.env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_REGION", REGION)
+        .env("AWS_CA_BUNDLE", &setup.ca_bundle);
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd
+}
+
+/// What the emulator's STS (through boto3) says of `credentials` (AccessKeyId,
+/// SecretAccessKey, SessionToken): `STS_WITH_GIVEN`'s JSON, or a failure if it refuses them.
+pub(crate) fn sts_identity(setup: &Setup, credentials: &serde_json::Value) -> serde_json::Value {
+    let mut py = sdk_command(setup, common::python(), &[]);
+    py.arg("-c").arg(STS_WITH_GIVEN).arg(setup.emulator.url());
+    let out = common::run_with_input(&mut py, credentials.to_string().as_bytes());
+    assert!(
+        out.status.success(),
+        "STS refused the credentials:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -422,25 +422,14 @@ fn ops_endpoint_reports_health_and_prometheus_metrics() {
     assert_eq!(metrics.status, 200);
     // Parsed by the reference Python client's parser.
     let mut py = Command::new(common::python());
-    py.arg("-c")
-        .arg(
-            "import sys, json\nfrom prometheus_client.parser import text_string_to_metric_families\n\
+    py.arg("-c").arg(
+        "import sys, json\nfrom prometheus_client.parser import text_string_to_metric_families\n\
              out = {}\nfor family in text_string_to_metric_families(sys.stdin.read()):\n    \
              for s in family.samples:\n        \
              key = s.name + ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))\n        \
              out[key] = s.value\nprint(json.dumps(out))",
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut parser = py.spawn().unwrap();
-    parser
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.body.as_bytes())
-        .unwrap();
-    let out = parser.wait_with_output().unwrap();
+    );
+    let out = common::run_with_input(&mut py, metrics.body.as_bytes());
     assert!(
         out.status.success(),
         "{}\n{}",

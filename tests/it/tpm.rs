@@ -268,6 +268,14 @@ fn credential_process(setup: &Setup, tpm: &Swtpm, identity: &[&str]) -> std::pro
     run(&mut cmd)
 }
 
+/// `credential-process` with `identity`, refused before any request with one line that
+/// says `expected`.
+fn refused_before_any_request(setup: &Setup, tpm: &Swtpm, identity: &[&str], expected: &str) {
+    let line = failure(&credential_process(setup, tpm, identity));
+    assert!(line.contains(expected), "{line}");
+    assert!(setup.emulator.received().is_empty());
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -535,16 +543,12 @@ fn a_policy_key_is_refused_with_one_line() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let line = failure(&credential_process(
+    refused_before_any_request(
         &setup,
         &tpm,
         &["--certificate", s(&cert), "--private-key", s(&policy_key)],
-    ));
-    assert!(
-        line.contains("is a TPM key with a policy, which this helper does not support"),
-        "{line}"
+        "is a TPM key with a policy, which this helper does not support",
     );
-    assert!(setup.emulator.received().is_empty());
 }
 
 #[test]
@@ -553,16 +557,12 @@ fn a_key_for_another_certificate_is_refused_before_any_request() {
     let dir = setup.dir.path();
     let (key, _) = tpm.key_and_certificate(dir, "one", P256, None);
     let (_, other_cert) = tpm.key_and_certificate(dir, "two", P256, None);
-    let line = failure(&credential_process(
+    refused_before_any_request(
         &setup,
         &tpm,
         &["--certificate", s(&other_cert), "--private-key", s(&key)],
-    ));
-    assert!(
-        line.contains("does not match the certificate \"CN=two\""),
-        "{line}"
+        "does not match the certificate \"CN=two\"",
     );
-    assert!(setup.emulator.received().is_empty());
 }
 
 #[test]
@@ -712,16 +712,12 @@ fn a_tpm_key_for_an_ml_dsa_certificate_is_refused_with_one_line() {
     let dir = setup.dir.path();
     let (key, _) = tpm.key_and_certificate(dir, "ec", P256, None);
     let mldsa = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mldsa/mldsa65-cert.pem");
-    let line = failure(&credential_process(
+    refused_before_any_request(
         &setup,
         &tpm,
         &["--certificate", s(&mldsa), "--private-key", s(&key)],
-    ));
-    assert!(
-        line.contains("ML-DSA keys in a TPM are not supported"),
-        "{line}"
+        "ML-DSA keys in a TPM are not supported",
     );
-    assert!(setup.emulator.received().is_empty());
 }
 
 /// `serve` with 20-second sessions on a TPM key whose TPM goes away for longer than a
