@@ -340,48 +340,67 @@ fn server_certificate(name: &str) -> (String, String, String) {
 
 const NAME: &str = "emulator.invalid";
 
-/// An emulator trusting `setup`'s root, serving HTTPS for [`NAME`], which resolves nowhere
-/// and only [`FakeProxy`] reaches; with the CA bundle for its certificate.
-fn named_emulator(setup: &Setup) -> (tokio::runtime::Runtime, Emulator, PathBuf) {
-    let (cert_pem, key_pem, ca_pem) = server_certificate(NAME);
-    let mut config = EmulatorConfig::single_anchor(
-        &std::fs::read_to_string(setup.path("root-ca.pem")).unwrap(),
-        REGION,
-    )
-    .unwrap();
-    config.tls = TlsMode::Given { cert_pem, key_pem };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let emulator = runtime.block_on(Emulator::start(config)).unwrap();
-    let ca_bundle = setup.path("named-ca.pem");
-    std::fs::write(&ca_bundle, ca_pem).unwrap();
-    (runtime, emulator, ca_bundle)
+/// An emulator trusting a [`Setup`]'s root, serving HTTPS for [`NAME`], which resolves
+/// nowhere and only [`FakeProxy`] reaches; with the CA bundle for its certificate.
+struct NamedEmulator {
+    emulator: Emulator,
+    ca_bundle: PathBuf,
+    /// Runs the emulator's tasks; dropped last.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl NamedEmulator {
+    fn start(setup: &Setup) -> Self {
+        let (cert_pem, key_pem, ca_pem) = server_certificate(NAME);
+        let mut config = EmulatorConfig::single_anchor(
+            &std::fs::read_to_string(setup.path("root-ca.pem")).unwrap(),
+            REGION,
+        )
+        .unwrap();
+        config.tls = TlsMode::Given { cert_pem, key_pem };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let emulator = runtime.block_on(Emulator::start(config)).unwrap();
+        let ca_bundle = setup.path("named-ca.pem");
+        std::fs::write(&ca_bundle, ca_pem).unwrap();
+        Self {
+            emulator,
+            ca_bundle,
+            _runtime: runtime,
+        }
+    }
+
+    /// `setup`'s leaf command with this emulator's named endpoint and CA bundle.
+    fn leaf_command(&self, setup: &Setup) -> Command {
+        let mut cmd = setup.leaf_command();
+        cmd.args(["--endpoint", &format!("https://{NAME}:{}", self.port())])
+            .env("AWS_CA_BUNDLE", &self.ca_bundle);
+        cmd
+    }
+
+    fn port(&self) -> u16 {
+        self.emulator.addr().port()
+    }
+
+    /// The request line a proxy sees for it.
+    fn connect_line(&self) -> String {
+        format!("CONNECT {NAME}:{} HTTP/1.1", self.port())
+    }
 }
 
 /// Any other host goes through the proxy: here a name that only the proxy can reach.
 #[test]
 fn a_named_endpoint_goes_through_https_proxy() {
     let setup = Setup::new(KeyType::P256, false);
-    let (_runtime, emulator, ca_bundle) = named_emulator(&setup);
+    let named = NamedEmulator::start(&setup);
     let proxy = FakeProxy::start();
-    let port = emulator.addr().port();
-    let out = run(setup
-        .leaf_command()
-        .args(["--endpoint", &format!("https://{NAME}:{port}")])
-        .env("AWS_CA_BUNDLE", &ca_bundle)
-        .env("HTTPS_PROXY", proxy.url()));
-    credentials(&out);
-    assert_eq!(
-        proxy.seen(),
-        vec![format!("CONNECT {NAME}:{port} HTTP/1.1")]
-    );
-    assert_eq!(emulator.received().len(), 1);
+    credentials(&run(named
+        .leaf_command(&setup)
+        .env("HTTPS_PROXY", proxy.url())));
+    assert_eq!(proxy.seen(), vec![named.connect_line()]);
+    assert_eq!(named.emulator.received().len(), 1);
     // ALL_PROXY is not a variable the official helper reads: the same request with it alone
     // goes direct (and cannot resolve the name).
-    let out = run(setup
-        .leaf_command()
-        .args(["--endpoint", &format!("https://{NAME}:{port}")])
-        .env("AWS_CA_BUNDLE", &ca_bundle)
-        .env("ALL_PROXY", proxy.url()));
+    let out = run(named.leaf_command(&setup).env("ALL_PROXY", proxy.url()));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(proxy.seen().len(), 1, "ALL_PROXY was used");
 }
@@ -391,22 +410,15 @@ fn a_named_endpoint_goes_through_https_proxy() {
 #[test]
 fn an_mldsa87_request_goes_through_https_proxy() {
     let setup = Setup::new(KeyType::MlDsa87, true);
-    let (_runtime, emulator, ca_bundle) = named_emulator(&setup);
+    let named = NamedEmulator::start(&setup);
     let proxy = FakeProxy::start();
-    let port = emulator.addr().port();
-    let out = run(setup
-        .leaf_command()
-        .args(["--endpoint", &format!("https://{NAME}:{port}")])
+    credentials(&run(named
+        .leaf_command(&setup)
         .arg("--intermediates")
         .arg(setup.path("intermediate-ca.pem"))
-        .env("AWS_CA_BUNDLE", &ca_bundle)
-        .env("HTTPS_PROXY", proxy.url()));
-    credentials(&out);
-    assert_eq!(
-        proxy.seen(),
-        vec![format!("CONNECT {NAME}:{port} HTTP/1.1")]
-    );
-    let received = emulator.received();
+        .env("HTTPS_PROXY", proxy.url())));
+    assert_eq!(proxy.seen(), vec![named.connect_line()]);
+    let received = named.emulator.received();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].status, 201, "{received:?}");
     assert_eq!(received[0].chain_len, 1);
