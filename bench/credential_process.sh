@@ -35,9 +35,7 @@ work=$(mktemp -d)
 export work
 trap 'kill $emu 2>/dev/null || true; rm -rf "$work"' EXIT
 
-ta=arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/bench
-pr=arn:aws:rolesanywhere:us-east-1:111122223333:profile/bench
-role=arn:aws:iam::111122223333:role/bench
+. bench/emulator_pki.sh
 
 # Cases separated by `--next`, each: label, what its stdout must be (`any`, or `credentials`:
 # credential_process JSON with a non-empty AccessKeyId), then the command. Runs each case RUNS
@@ -88,16 +86,7 @@ results=()
 for key_type in rsa2048 p256 ml-dsa-65; do
   kind=${key_type//-/} # the case labels end in one dash-free word
   dir="$work/$kind"
-  "$bin" pki init "$dir" --key-type "$key_type" >/dev/null
-  "$bin" emulate --trust-anchor "$dir/root-ca.pem" --port 0 >"$work/emu.out" 2>"$work/emu.err" &
-  emu=$!
-  for _ in $(seq 100); do grep -q '^listening on ' "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
-  url=$(sed -n 's/^listening on //p' "$work/emu.out" | head -1)
-  ca=$(grep -o '/[^ ]*\.pem' "$work/emu.out" | head -1)
-  [ -n "$url" ] && [ -f "$ca" ] || { echo "emulator did not start"; cat "$work/emu.err"; exit 1; }
-  export AWS_CA_BUNDLE=$ca
-  flags=(--certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" --trust-anchor-arn "$ta"
-    --profile-arn "$pr" --role-arn "$role" --endpoint "$url")
+  start_emulator "$dir" "$key_type"
   cases=(
     "curl-$kind" any curl -sS --cacert "$ca" -X POST -H 'Content-Type: application/json'
     -d '{"durationSeconds":3600}' "$url/sessions?profileArn=$pr&roleArn=$role&trustAnchorArn=$ta"

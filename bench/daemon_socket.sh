@@ -30,21 +30,8 @@ bin=$(pwd)/target/release/rolesanywhere-helper
 work=$(mktemp -d)
 trap 'kill $serve $emu 2>/dev/null || true; rm -rf "$work"' EXIT
 
-ta=arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/bench
-pr=arn:aws:rolesanywhere:us-east-1:111122223333:profile/bench
-role=arn:aws:iam::111122223333:role/bench
-
-dir="$work/p256"
-"$bin" pki init "$dir" --key-type p256 >/dev/null
-"$bin" emulate --trust-anchor "$dir/root-ca.pem" --port 0 >"$work/emu.out" 2>"$work/emu.err" &
-emu=$!
-for _ in $(seq 100); do grep -q '^listening on ' "$work/emu.out" 2>/dev/null && break; sleep 0.05; done
-url=$(sed -n 's/^listening on //p' "$work/emu.out" | head -1)
-ca=$(grep -o '/[^ ]*\.pem' "$work/emu.out" | head -1)
-[ -n "$url" ] && [ -f "$ca" ] || { echo "emulator did not start"; cat "$work/emu.err"; exit 1; }
-export AWS_CA_BUNDLE=$ca
-flags=(--certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" --trust-anchor-arn "$ta"
-  --profile-arn "$pr" --role-arn "$role" --endpoint "$url")
+. bench/emulator_pki.sh
+start_emulator "$work/p256" p256
 
 socket="$work/daemon.sock"
 "$bin" serve "${flags[@]}" --port 0 --daemon-socket "$socket" 2>"$work/serve.err" &

@@ -27,25 +27,15 @@ work=$(mktemp -d)
 export work
 trap 'kill $emu $tpm 2>/dev/null || true; rm -rf "$work"' EXIT
 
-ta=arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/bench
-pr=arn:aws:rolesanywhere:us-east-1:111122223333:profile/bench
-role=arn:aws:iam::111122223333:role/bench
-
+. bench/emulator_pki.sh
 dir="$work/pki"
-"$bin" pki init "$dir" --key-type p256 >/dev/null
-"$bin" emulate --trust-anchor "$dir/root-ca.pem" --port 0 >"$work/emu.out" 2>"$work/emu.err" &
-emu=$!
+start_emulator "$dir" p256
 swtpm socket --tpm2 --tpmstate dir="$work" --server type=unixio,path="$work/sock" \
   --ctrl type=unixio,path="$work/sock.ctrl" --flags not-need-init,startup-clear 2>/dev/null &
 tpm=$!
-for _ in $(seq 100); do
-  grep -q '^listening on ' "$work/emu.out" 2>/dev/null && [ -S "$work/sock" ] && break
-  sleep 0.05
-done
-url=$(sed -n 's/^listening on //p' "$work/emu.out" | head -1)
-ca=$(grep -o '/[^ ]*\.pem' "$work/emu.out" | head -1)
-[ -n "$url" ] && [ -f "$ca" ] || { echo "emulator did not start"; cat "$work/emu.err"; exit 1; }
-export AWS_CA_BUNDLE=$ca TPM_DEVICE=$work/sock TPM2OPENSSL_TCTI=swtpm:path=$work/sock
+for _ in $(seq 100); do [ -S "$work/sock" ] && break; sleep 0.05; done
+[ -S "$work/sock" ] || { echo "swtpm did not start"; exit 1; }
+export TPM_DEVICE=$work/sock TPM2OPENSSL_TCTI=swtpm:path=$work/sock
 
 printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n' >"$work/leaf.ext"
 # A TPM key NAME.tss.pem (genpkey options after the name) and its certificate NAME.pem.
