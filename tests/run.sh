@@ -37,25 +37,13 @@ compgen -G '/usr/lib/*/ossl-modules/tpm2.so' >/dev/null || missing+=(tpm2-openss
 # Debian's own python3 creates venvs only with python3-venv (ensurepip) installed.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
-if ((${#missing[@]})); then
-  echo "run.sh: installing ${missing[*]}" >&2
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. .ci/install.sh
+apt_install run.sh "${missing[@]}"
 
 # Python clients and Node.js, in a venv kept beside the tests and rebuilt when requirements
 # change.
 venv="$root/tests/.venv"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "run.sh: preparing the Python venv in tests/.venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
-  echo "$want" >"$stamp"
-fi
+venv_from run.sh "$venv" tests/requirements.txt python
 
 # The AWS SDK for JavaScript v3, at the versions package-lock.json pins, beside its scripts,
 # installed with the venv's Node.js; reinstalled when the lock file is newer than node_modules.
