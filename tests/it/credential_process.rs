@@ -291,11 +291,6 @@ fn openssl_leaf(setup: &Setup, name: &str, genkey: &[&str]) -> (PathBuf, PathBuf
     let mut args = genkey.to_vec();
     args.extend(["-out", &key]);
     openssl(dir, &args);
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
     openssl(
         dir,
         &[
@@ -309,28 +304,13 @@ fn openssl_leaf(setup: &Setup, name: &str, genkey: &[&str]) -> (PathBuf, PathBuf
             &format!("{name}.csr"),
         ],
     );
-    openssl(
+    let cert = common::issue_from_root(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "root-ca.pem",
-            "-CAkey",
-            "root-ca.key",
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-sha256",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            &format!("{name}.pem"),
-        ],
+        name,
+        "30",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
     );
-    (dir.join(format!("{name}.pem")), dir.join(key))
+    (cert, dir.join(key))
 }
 
 #[test]

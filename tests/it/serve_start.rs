@@ -162,12 +162,7 @@ fn a_key_file_that_appears_late_is_used_within_one_backoff_step() {
 /// negative number: already expired), as `NAME.pem`.
 fn issue(setup: &Setup, name: &str, days: &str) -> PathBuf {
     let dir = setup.dir.path();
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
-    )
-    .unwrap();
-    let (csr, cert) = (format!("{name}.csr"), format!("{name}.pem"));
+    let csr = format!("{name}.csr");
     openssl(
         dir,
         &[
@@ -181,26 +176,12 @@ fn issue(setup: &Setup, name: &str, days: &str) -> PathBuf {
             &csr,
         ],
     );
-    openssl(
+    crate::common::issue_from_root(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "root-ca.pem",
-            "-CAkey",
-            "root-ca.key",
-            "-days",
-            days,
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            &cert,
-        ],
-    );
-    dir.join(cert)
+        name,
+        days,
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
+    )
 }
 
 /// A self-signed leaf (not a CA) for the PKI's leaf key: well formed, but the trust

@@ -151,11 +151,6 @@ impl Swtpm {
 
     /// `NAME.pem`: a leaf certificate for the TPM key `key` (a file or `handle:...`).
     fn certificate(&self, dir: &Path, name: &str, key: &str, password: Option<&str>) -> PathBuf {
-        std::fs::write(
-            dir.join("tpm-leaf.ext"),
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
-        )
-        .unwrap();
         let csr = format!("{name}.csr");
         let passin = password.map(|p| format!("pass:{p}"));
         let mut req = vec![
@@ -177,29 +172,12 @@ impl Swtpm {
             req.extend(["-passin", passin.as_str()]);
         }
         self.openssl(dir, &req);
-        let out = format!("{name}.pem");
-        common::openssl(
+        common::issue_from_root(
             dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "root-ca.pem",
-                "-CAkey",
-                "root-ca.key",
-                "-CAcreateserial",
-                "-days",
-                "30",
-                "-sha256",
-                "-extfile",
-                "tpm-leaf.ext",
-                "-out",
-                &out,
-            ],
-        );
-        dir.join(out)
+            name,
+            "30",
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
+        )
     }
 
     /// A persistent EC P-256 key at `handle` (tpm2-tools' default attributes, no

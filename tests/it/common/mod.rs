@@ -89,6 +89,40 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// Signs `NAME.csr` in `dir` with the dev PKI's root there (`root-ca.pem`, `root-ca.key`),
+/// with openssl: `NAME.pem`, valid for `days` (a negative number: already expired), with
+/// `extensions` (openssl's extension-file lines). Returns its path.
+pub fn issue_from_root(dir: &Path, name: &str, days: &str, extensions: &str) -> PathBuf {
+    let (csr, ext, cert) = (
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.pem"),
+    );
+    std::fs::write(dir.join(&ext), extensions).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "root-ca.pem",
+            "-CAkey",
+            "root-ca.key",
+            "-CAcreateserial",
+            "-days",
+            days,
+            "-sha256",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+    dir.join(cert)
+}
+
 /// Runs a command with `input` on its standard input; returns its output.
 pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
     use std::io::Write as _;
