@@ -81,36 +81,24 @@ pub async fn sessions(
             let kind = ErrorKind::for_status(status.as_u16());
             entry.fault = Some("fail".into());
             entry.error_type = Some(kind.type_name().into());
-            let mut answer = error_answer(
+            refusal(
                 status,
                 kind.type_name(),
                 "Injected fault",
-                None,
+                retry_after,
                 &request_id,
-            );
-            if let Some(secs) = retry_after {
-                answer
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(secs));
-            }
-            answer
+            )
         }
         Some(Fault::Throttled { retry_after }) => {
             entry.fault = Some("throttled".into());
             entry.error_type = Some("ThrottlingException".into());
-            let mut answer = error_answer(
+            refusal(
                 StatusCode::TOO_MANY_REQUESTS,
                 "ThrottlingException",
                 "Rate exceeded",
-                None,
+                retry_after,
                 &request_id,
-            );
-            if let Some(secs) = retry_after {
-                answer
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(secs));
-            }
-            answer
+            )
         }
         Some(Fault::Malformed) => {
             entry.fault = Some("malformed".into());
@@ -195,6 +183,23 @@ pub async fn sessions(
     }
     let (parts, body) = answer.into_parts();
     Ok(Response::from_parts(parts, body.stalled(pause)))
+}
+
+/// A refusal of the service's shape, with `Retry-After` when one is given.
+fn refusal(
+    status: StatusCode,
+    error_type: &str,
+    message: &str,
+    retry_after: Option<u32>,
+    request_id: &str,
+) -> Answer {
+    let mut answer = error_answer(status, error_type, message, None, request_id);
+    if let Some(secs) = retry_after {
+        answer
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    answer
 }
 
 /// A request held back by the `delay` fault: logged with status 0 (no answer) and the fault
