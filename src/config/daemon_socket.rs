@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use super::file::{ConfigFile, DaemonSocketEntry, IdEntry};
-use super::listen;
+use super::ids;
 use super::origin::{ConfigError, Origin, Sourced, first};
 use super::plan::{DaemonSocketPlan, PeerAllow, UnixEndpoint};
 use crate::cli::{CredentialProcessArgs, DaemonSocketArgs};
@@ -158,14 +158,14 @@ impl Sources {
             Some(mode) => mode.value,
             None => DEFAULT_MODE,
         };
-        let group = self.group.as_ref().map(listen::group).transpose()?;
+        let group = self.group.as_ref().map(ids::group).transpose()?;
         let mut uids = Vec::new();
         for name in self.users.iter().flat_map(each) {
-            uids.push(user(&name)?);
+            uids.push(ids::user(&name)?);
         }
         let mut gids = Vec::new();
         for name in self.groups.iter().flat_map(each) {
-            gids.push(listen::group(&name)?);
+            gids.push(ids::group(&name)?);
         }
         if uids.is_empty() && gids.is_empty() {
             // SAFETY: geteuid has no preconditions and cannot fail.
@@ -250,35 +250,6 @@ pub fn activated_names(plans: &[DaemonSocketPlan]) -> Vec<String> {
         .collect()
 }
 
-/// A user given by name or number.
-pub fn user(given: &Sourced<String>) -> Result<u32, ConfigError> {
-    let name = &given.value;
-    if let Ok(uid) = name.parse::<u32>() {
-        return Ok(uid);
-    }
-    let c_name = std::ffi::CString::new(name.as_str())
-        .map_err(|_| given.error(format!("{name:?} is not a user name")))?;
-    // SAFETY: an all-zero `passwd` is a valid value of this plain C struct (null pointers).
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call; getpwnam_r writes only into `entry` and
-    // `buf` (whose length is passed) and sets `found` to `&entry` or null.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c_name.as_ptr(),
-            &mut entry,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return Err(given.error(format!("{name:?}: no user of that name on this system")));
-    }
-    Ok(entry.pw_uid)
-}
-
 /// What `credential-process --daemon-socket` asks, and what it does when nobody answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonClient {
@@ -313,17 +284,6 @@ pub fn daemon_client(args: &CredentialProcessArgs) -> Result<Option<DaemonClient
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn flag(value: &str) -> Sourced<String> {
-        Sourced::new(value.to_owned(), Origin::Flag("--x"))
-    }
-
-    #[test]
-    fn users_resolve_by_name_and_number() {
-        assert_eq!(user(&flag("0")).unwrap(), 0);
-        assert_eq!(user(&flag("root")).unwrap(), 0);
-        assert!(user(&flag("no-such-user-here")).is_err());
-    }
 
     #[test]
     fn allow_lists_match_users_and_any_group() {

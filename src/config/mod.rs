@@ -20,6 +20,7 @@ pub mod daemon_socket;
 pub mod failover;
 pub mod file;
 pub mod identity;
+pub mod ids;
 pub mod inputs;
 pub mod listen;
 pub mod origin;

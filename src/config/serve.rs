@@ -10,7 +10,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use super::aws_profile::AwsProfile;
 use super::file::{ConfigFile, RoleEntry};
 use super::inputs::Inputs;
-use super::listen;
 use super::origin::{ConfigError, Origin, Sourced, first};
 use super::plan::{
     DEFAULT_CERT_EXPIRY_WARNING_DAYS, DEFAULT_HOP_LIMIT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
@@ -18,6 +17,7 @@ use super::plan::{
 };
 use super::role::RoleSources;
 use super::session::{SessionSettings, session_settings};
+use super::{ids, listen};
 use crate::cli::{CredentialArgs, ServeArgs};
 
 /// The plan for `serve`'s flags and config file. `activated` are the names of the sockets
@@ -161,7 +161,7 @@ fn one_role(
     let group = args
         .ecs_token_group
         .clone()
-        .map(|g| listen::group(&Sourced::new(g, Origin::Flag("--ecs-token-group"))))
+        .map(|g| ids::group(&Sourced::new(g, Origin::Flag("--ecs-token-group"))))
         .transpose()?;
     let ecs = args
         .ecs_token_file
@@ -304,7 +304,7 @@ fn from_file(
         let ecs = match (token_file, &token_group) {
             (Some(token_file), _) => Some(EcsPlan {
                 token_file: token_file.value,
-                group: token_group.as_ref().map(listen::group).transpose()?,
+                group: token_group.as_ref().map(ids::group).transpose()?,
             }),
             (None, Some(group)) => return Err(group.error("needs ecs_token_file")),
             (None, None) => None,
