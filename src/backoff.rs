@@ -34,9 +34,10 @@ fn ceiling(first: Duration, cap: Duration, attempt: u32) -> Duration {
     first.saturating_mul(1 << doublings).min(cap)
 }
 
-/// A uniform value in [0, 1). Without the system's random source (it does not fail on
-/// Linux past early boot) the wait is 0: the caller's floor still applies.
-fn unit_random() -> f64 {
+/// A uniform value in [0, 1), for every random wait of the project. Without the system's
+/// random source (it does not fail on Linux past early boot) it is 0: a wait is then its
+/// floor.
+pub(crate) fn unit_random() -> f64 {
     (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -154,6 +154,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", value_parser = go_int::<u64>)]
     pub start_window: Option<u64>,
 
+    /// This host's slot in its fleet's shared CreateSession schedule: its number from 0 to
+    /// COUNT-1 and the number of hosts. Every call then keeps to the host's own slots, so
+    /// that the fleet as a whole stays under --fleet-rate (hosts' clocks in sync by NTP)
+    /// [this project's own flag]
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub fleet_slot: Option<String>,
+
+    /// CreateSession calls per second of the whole fleet in one account and region, with
+    /// --fleet-slot [default: 9.5] [this project's own flag]
+    #[arg(long, value_name = "N")]
+    pub fleet_rate: Option<f64>,
+
     /// Log format on stderr [this project's own flag]
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -263,10 +263,13 @@ fn fit_open_file_limit(max_connections: usize) -> usize {
 fn schedule_for(pacing: &config::PacingPlan) -> Schedule {
     Schedule {
         start_window: pacing.start_window,
-        pacers: Arc::new(crate::refresh::Pacers::new(crate::refresh::Pacing {
-            rate: pacing.rate,
-            burst: pacing.burst,
-        })),
+        pacers: Arc::new(crate::refresh::Pacers::with_fleet(
+            crate::refresh::Pacing {
+                rate: pacing.rate,
+                burst: pacing.burst,
+            },
+            pacing.fleet,
+        )),
         ..Schedule::default()
     }
 }

@@ -31,6 +31,9 @@ pub struct Top {
     pub pacing_rate: Option<Spanned<f64>>,
     pub pacing_burst: Option<Spanned<u32>>,
     pub start_window: Option<Spanned<u64>>,
+    /// This host's slot in its fleet (`INDEX/COUNT`) and the fleet's calls per second.
+    pub fleet_slot: Option<Spanned<String>>,
+    pub fleet_rate: Option<Spanned<f64>>,
     #[serde(default, rename = "role")]
     pub roles: Vec<Spanned<RoleEntry>>,
 }

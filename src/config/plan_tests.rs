@@ -125,3 +125,37 @@ fn failover_regions_are_validated() {
         assert!(error.contains(expected), "{extra}: {error}");
     }
 }
+
+#[test]
+fn fleet_slots_are_checked() {
+    let error = |flags: &[&str], top: &str| plan(flags, &[], top, "").unwrap_err().to_string();
+    assert_eq!(
+        error(&["--fleet-slot", "10/10"], ""),
+        "--fleet-slot \"10/10\" is not a fleet slot; write INDEX/COUNT, this host's number from 0 to COUNT-1 and the number of hosts in the fleet (for example 17/1000)"
+    );
+    assert!(error(&["--fleet-slot", "x"], "").contains("is not a fleet slot"));
+    assert!(
+        error(&[], "fleet_slot = \"1/0\"").starts_with("config file t.toml, line 1: fleet_slot")
+    );
+    assert_eq!(
+        error(&["--fleet-rate", "3"], ""),
+        "--fleet-rate needs a fleet slot (fleet_slot, --fleet-slot)"
+    );
+    assert!(
+        error(&["--fleet-slot", "1/2", "--fleet-rate", "0"], "")
+            .starts_with("--fleet-rate must be")
+    );
+    assert_eq!(
+        error(&["--fleet-slot", "1/2"], "start_window = 60"),
+        "config file t.toml, line 1: start_window cannot be used with a fleet slot, which spreads the first fetches itself"
+    );
+    // A window of 0 is no window.
+    let plan = plan(
+        &["--fleet-slot", " 7 / 8 ", "--start-window", "0"],
+        &[],
+        "",
+        "",
+    )
+    .unwrap();
+    assert_eq!(fleet(&plan), "7/8 at 9.5");
+}

@@ -104,3 +104,10 @@ pub(super) fn daemon_socket(plan: &Plan, read: impl Fn(&DaemonSocketPlan) -> Str
         .first()
         .map_or_else(|| "none".to_owned(), read)
 }
+
+/// The plan's fleet slot, `INDEX/COUNT at RATE`, or `none`.
+pub(super) fn fleet(plan: &Plan) -> String {
+    plan.pacing.fleet.map_or("none".into(), |f| {
+        format!("{}/{} at {}", f.index, f.count, f.rate)
+    })
+}

@@ -1,4 +1,4 @@
-//! The loop of one refresher: pace, fetch, check, publish, wait.
+//! The loop of one refresher: wait, pace, fetch, check, publish.
 //!
 //! Every call passes two gates first: the role's own floor (`min_interval` since its last
 //! call, whatever the last answer was) and the token bucket of its account and region. The
@@ -7,6 +7,12 @@
 //! `wall_check`, so that after a resume or a forward clock step the refresh comes as soon as
 //! the wall clock says it is due, and after a backward step no later than the monotonic
 //! schedule.
+//!
+//! A host with a place in a fleet (`slots`) calls only at its own slots: the first fetch at
+//! the next free one, a refresh at the first free one past half the lifetime, a retry at the
+//! first free one past its backoff; and when a clock step has carried it past the slot it
+//! was waiting for, it waits for its next one rather than calling with the rest of the
+//! fleet. Only a call that no slot can serve before the credentials lapse goes off the grid.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,16 +23,25 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::clock::SharedClock;
-use super::schedule::{
-    Schedule, check_usable, refresh_due, retry_delay, unit_random, unusable_delay,
-};
+use super::schedule::{Schedule, check_usable, refresh_due, retry_delay, unusable_delay};
+use super::slots::Grid;
 use super::source::{CredentialSource, FetchError, Fetched};
-use super::state::{Handle, State, Stats, floor};
+use super::state::{Handle, State, Stats, floor, serve_until};
+use crate::backoff::unit_random;
 
-/// When to call next: whichever of the two instants comes first.
+/// How far the two clocks may drift apart over one wait (NTP slews the wall clock by at most
+/// 500 ppm, under 2 s an hour) before a difference counts as a step.
+const DRIFT: Duration = Duration::from_secs(2);
+/// How late a slot may be called after a clock step before the role waits for its next one.
+const LATE: time::Duration = time::Duration::SECOND;
+
+/// When to call next: whichever of the two instants comes first (for a fleet slot, the
+/// wall-clock instant: see [`sleep_until`]).
 struct Wake {
     monotonic: Instant,
     wall: OffsetDateTime,
+    /// Whether `wall` is the start of one of this host's fleet slots.
+    slot: bool,
 }
 
 impl Wake {
@@ -35,6 +50,7 @@ impl Wake {
         Self {
             monotonic: Instant::now() + delay,
             wall: now + delay,
+            slot: false,
         }
     }
 
@@ -44,22 +60,42 @@ impl Wake {
         Self {
             monotonic: Instant::now() + delay,
             wall: due,
+            slot: false,
         }
+    }
+
+    /// At this host's first free slot of `grid` between `earliest` (or now, if later) and
+    /// `latest`, if there is one.
+    fn on_grid(
+        grid: &Grid,
+        earliest: OffsetDateTime,
+        latest: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Option<Self> {
+        let start = grid.reserve(earliest.max(now), latest)?;
+        Some(Self {
+            slot: true,
+            ..Self::at(start, now)
+        })
     }
 }
 
 /// How a wait ended.
 #[derive(PartialEq, Eq)]
 enum Woke {
-    /// On the monotonic schedule.
+    /// On the monotonic schedule (the wall clock agreeing within [`DRIFT`]).
     OnTime,
-    /// Early, because the wall clock says it is due (a resume, a forward step).
-    ByWallClock,
+    /// Early by the monotonic clock, because the wall clock says it is due (a resume, a
+    /// forward step), `late` past the wall-clock instant.
+    ByWallClock { late: time::Duration },
     /// Every reader has gone.
     Closed,
 }
 
-/// Sleeps until `wake` on either clock.
+/// Sleeps until `wake` on either clock. The naps end at the wall-clock instant when it comes
+/// first, so that a fleet slot is met to the millisecond after a clock step; and a fleet slot
+/// is not called early because the monotonic clock ran a little fast (only after a backward
+/// step, more than [`DRIFT`] early, does the monotonic schedule win).
 async fn sleep_until(
     tx: &watch::Sender<State>,
     clock: &SharedClock,
@@ -67,16 +103,25 @@ async fn sleep_until(
     wall_check: Duration,
 ) -> Woke {
     loop {
-        let now = Instant::now();
-        if now >= wake.monotonic {
+        let monotonic_left = wake.monotonic.saturating_duration_since(Instant::now());
+        let wall_left = wake.wall - clock.now();
+        if !wall_left.is_positive() {
+            return if monotonic_left <= DRIFT {
+                Woke::OnTime
+            } else {
+                Woke::ByWallClock { late: -wall_left }
+            };
+        }
+        let wall_left = Duration::try_from(wall_left).unwrap_or(Duration::ZERO);
+        if monotonic_left.is_zero() && !(wake.slot && wall_left <= DRIFT) {
             return Woke::OnTime;
         }
-        if clock.now() >= wake.wall {
-            return Woke::ByWallClock;
+        let mut nap = wall_left.min(wall_check);
+        if !monotonic_left.is_zero() {
+            nap = nap.min(monotonic_left);
         }
-        let nap = (wake.monotonic - now).min(wall_check.max(Duration::from_millis(1)));
         tokio::select! {
-            () = tokio::time::sleep(nap) => {}
+            () = tokio::time::sleep(nap.max(Duration::from_millis(1))) => {}
             () = tx.closed() => return Woke::Closed,
         }
     }
@@ -107,17 +152,39 @@ async fn run(
 ) {
     let clock = schedule.clock.clone();
     let bucket = schedule.pacers.bucket(&source.quota_key());
-    if !schedule.start_window.is_zero() {
-        let spread = schedule.start_window.mul_f64(unit_random());
-        if !pause(&tx, Instant::now() + spread).await {
-            return;
-        }
-    }
+    let grid = bucket.grid();
+    let now = clock.now();
+    let mut wake = match grid {
+        Some(grid) => replan(grid, &tx, &schedule, now),
+        None => Wake::after(schedule.start_window.mul_f64(unit_random()), now),
+    };
+    let outlet = Outlet {
+        role: &role,
+        tx: &tx,
+        stats: &stats,
+    };
     let mut failures: u32 = 0;
     let mut last_call: Option<Instant> = None;
-    // Whether this call is off the regular schedule (see `refresh_due`).
-    let mut off_schedule = true;
     loop {
+        // Whether this call is off the regular schedule (see `refresh_due`). When every
+        // reader is gone (the role was reloaded or the daemon is stopping), stop at once
+        // rather than after one more CreateSession.
+        let off_schedule = match sleep_until(&tx, &clock, &wake, schedule.wall_check).await {
+            Woke::Closed => return,
+            Woke::OnTime => false,
+            Woke::ByWallClock { late } => {
+                if let Some(grid) = grid
+                    && late > LATE
+                {
+                    if wake.slot {
+                        grid.release(wake.wall);
+                    }
+                    wake = replan(grid, &tx, &schedule, clock.now());
+                    continue;
+                }
+                true
+            }
+        };
         if let Some(last) = last_call
             && !pause(&tx, last + schedule.min_interval).await
         {
@@ -128,26 +195,20 @@ async fn run(
             () = tx.closed() => return,
         }
         last_call = Some(Instant::now());
+        let starting = matches!(*tx.borrow(), State::Starting { .. });
         let outcome = source.fetch().await;
         let now = clock.now();
         let outcome = outcome.and_then(|f| check_usable(f, now, schedule.min_servable));
-        let wake = match outcome {
+        wake = match outcome {
             Ok(fetched) => {
                 bucket.passed();
                 *stats
                     .region
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = source.region();
-                let wake = published(
-                    &role,
-                    fetched,
-                    now,
-                    off_schedule || failures > 0,
-                    &tx,
-                    &stats,
-                );
+                let spread = starting || off_schedule || failures > 0;
                 failures = 0;
-                wake
+                published(&outlet, fetched, now, spread, grid)
             }
             Err(error) => {
                 failures += 1;
@@ -155,31 +216,71 @@ async fn run(
                     let pause = bucket.throttled(error.retry_after());
                     tracing::debug!(role = %role, pause_ms = pause.as_millis() as u64, "throttled: pausing every role of this account and region");
                 }
-                match failed(&role, &error, failures, now, &schedule, &tx, &stats) {
-                    Some(wake) => wake,
-                    None => return,
-                }
+                let Some(wake) = failed(&outlet, &error, failures, now, &schedule, grid) else {
+                    return;
+                };
+                wake
             }
         };
-        // When every reader is gone (the role was reloaded or the daemon is stopping),
-        // stop at once rather than after one more CreateSession.
-        match sleep_until(&tx, &clock, &wake, schedule.wall_check).await {
-            Woke::OnTime => off_schedule = false,
-            Woke::ByWallClock => off_schedule = true,
-            Woke::Closed => return,
-        }
     }
 }
 
-/// Publishes new credentials; the next refresh is due at about half their lifetime.
+/// The latest a call may come for credentials received at `received` and still leave room
+/// for one more attempt and for the wall-clock check to notice a step.
+fn last_useful(
+    credentials: &crate::credentials::Credentials,
+    received: OffsetDateTime,
+    schedule: &Schedule,
+) -> OffsetDateTime {
+    serve_until(credentials, received) - 2 * schedule.wall_check - schedule.min_servable
+}
+
+/// In a fleet, where to call next after a clock step carried the role past the slot it
+/// waited for (or at the start): the next free slot while the credentials last; without a
+/// slot in time, a random moment in the first half of the time left, so that the hosts in
+/// that plight do not call together either.
+fn replan(
+    grid: &Grid,
+    tx: &watch::Sender<State>,
+    schedule: &Schedule,
+    now: OffsetDateTime,
+) -> Wake {
+    let latest = match &*tx.borrow() {
+        State::Ready {
+            credentials,
+            received,
+            ..
+        } => Some(last_useful(credentials, *received, schedule)),
+        _ => None,
+    };
+    Wake::on_grid(grid, now, latest, now).unwrap_or_else(|| {
+        let left = latest.map_or(time::Duration::ZERO, |l| {
+            (l - now).max(time::Duration::ZERO)
+        });
+        Wake::at(now + left * (0.5 * unit_random()), now)
+    })
+}
+
+/// Where a refresher says what happened: its role's name for the log, the state readers
+/// see, the counters.
+#[derive(Clone, Copy)]
+struct Outlet<'a> {
+    role: &'a str,
+    tx: &'a watch::Sender<State>,
+    stats: &'a Stats,
+}
+
+/// Publishes new credentials; the next refresh is due at about half their lifetime (in a
+/// fleet, at the first free slot from half the lifetime to halfway to the end of their
+/// servable time, or off the grid if none is free by then).
 fn published(
-    role: &str,
+    out: &Outlet<'_>,
     fetched: Fetched,
     now: OffsetDateTime,
     spread: bool,
-    tx: &watch::Sender<State>,
-    stats: &Stats,
+    grid: Option<&Grid>,
 ) -> Wake {
+    let Outlet { role, tx, stats } = *out;
     let Fetched {
         credentials,
         serial,
@@ -198,7 +299,17 @@ fn published(
         region = %stats.region().unwrap_or_default(),
         "credentials refreshed"
     );
-    let wake = Wake::at(refresh_due(&credentials, now, spread), now);
+    let wake = grid
+        .and_then(|grid| {
+            let half = now + (credentials.expiration - now) / 2;
+            let latest = half + (serve_until(&credentials, now) - half) / 2;
+            let wake = Wake::on_grid(grid, half, Some(latest), now);
+            if wake.is_none() {
+                tracing::warn!(role = %role, cycle_s = grid.period().whole_seconds(), "no free fleet slot before the next refresh is due; refreshing off the grid (sessions too short for the fleet's cycle; see the README's \"Fleets\")");
+            }
+            wake
+        })
+        .unwrap_or_else(|| Wake::at(refresh_due(&credentials, now, spread), now));
     tx.send_replace(State::Ready {
         credentials: Arc::new(credentials),
         received: now,
@@ -210,14 +321,14 @@ fn published(
 /// Records a failed refresh (one WARN) and says when to try again; `None` when the
 /// refresher stops (a permanent error before any credentials).
 fn failed(
-    role: &str,
+    out: &Outlet<'_>,
     error: &FetchError,
     failures: u32,
     now: OffsetDateTime,
     schedule: &Schedule,
-    tx: &watch::Sender<State>,
-    stats: &Stats,
+    grid: Option<&Grid>,
 ) -> Option<Wake> {
+    let Outlet { role, tx, stats } = *out;
     let permanent = !error.is_transient();
     let message = error.to_string();
     let counter = if permanent {
@@ -246,11 +357,14 @@ fn failed(
         }
         State::Starting { .. } => {
             let delay = backoff(None);
-            tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "first fetch failed; retrying");
+            let wake = grid
+                .and_then(|grid| Wake::on_grid(grid, now + delay, None, now))
+                .unwrap_or_else(|| Wake::after(delay, now));
+            tracing::warn!(role = %role, error = %message, retry_in_ms = wait_ms(&wake, now), "first fetch failed; retrying");
             tx.send_replace(State::Starting {
                 last_error: Some(message),
             });
-            Some(Wake::after(delay, now))
+            Some(wake)
         }
         State::Ready {
             credentials,
@@ -263,276 +377,23 @@ fn failed(
             let left = credentials.expiration - now - floor(credentials.expiration - received);
             let limit = Duration::try_from(left / 4).ok();
             let delay = backoff(limit);
-            tracing::warn!(role = %role, error = %message, retry_in_ms = delay.as_millis() as u64, "refresh failed; keeping the last good credentials while they last");
+            let latest = last_useful(&credentials, received, schedule);
+            let wake = grid
+                .and_then(|grid| Wake::on_grid(grid, now + delay, Some(latest), now))
+                .unwrap_or_else(|| Wake::after(delay, now));
+            tracing::warn!(role = %role, error = %message, retry_in_ms = wait_ms(&wake, now), "refresh failed; keeping the last good credentials while they last");
             tx.send_replace(State::Ready {
                 credentials,
                 received,
                 last_error: Some(message),
             });
-            Some(Wake::after(delay, now))
+            Some(wake)
         }
         State::Stopped { .. } => None,
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::sync::Mutex;
-
-    use super::super::clock::Clock;
-    use super::super::pacing::{Pacers, Pacing};
-    use super::*;
-    use crate::credentials::Credentials;
-    use crate::secret::Secret;
-
-    /// A wall clock that follows tokio's (paused) clock, plus jumps the test makes.
-    struct FakeClock {
-        base: OffsetDateTime,
-        start: Instant,
-        jumped: Mutex<time::Duration>,
-    }
-
-    impl FakeClock {
-        fn new() -> Arc<Self> {
-            Arc::new(Self {
-                base: OffsetDateTime::now_utc(),
-                start: Instant::now(),
-                jumped: Mutex::new(time::Duration::ZERO),
-            })
-        }
-
-        fn jump(&self, by: time::Duration) {
-            *self.jumped.lock().unwrap() += by;
-        }
-    }
-
-    impl Clock for FakeClock {
-        fn now(&self) -> OffsetDateTime {
-            self.base + (Instant::now() - self.start) + *self.jumped.lock().unwrap()
-        }
-    }
-
-    /// A service on the fake clock, issuing credentials of `lifetime` that expire
-    /// `expiry_skew` later (negative: earlier) than they should; it logs when it is called.
-    struct Service {
-        clock: Arc<FakeClock>,
-        lifetime: time::Duration,
-        expiry_skew: Mutex<time::Duration>,
-        calls: Mutex<Vec<Instant>>,
-        key: String,
-        /// Calls still to be answered 429 `ThrottlingException`.
-        throttle_next: Mutex<u32>,
-    }
-
-    impl Service {
-        fn new(clock: &Arc<FakeClock>, lifetime: time::Duration) -> Arc<Self> {
-            Arc::new(Self {
-                clock: clock.clone(),
-                lifetime,
-                expiry_skew: Mutex::new(time::Duration::ZERO),
-                calls: Mutex::default(),
-                key: "111122223333/us-east-1".into(),
-                throttle_next: Mutex::new(0),
-            })
-        }
-
-        fn calls(&self) -> Vec<Instant> {
-            self.calls.lock().unwrap().clone()
-        }
-    }
-
-    impl CredentialSource for Service {
-        fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
-            Box::pin(async move {
-                self.calls.lock().unwrap().push(Instant::now());
-                {
-                    let mut throttle = self.throttle_next.lock().unwrap();
-                    if *throttle > 0 {
-                        *throttle -= 1;
-                        return Err(FetchError::CreateSession(Arc::new(
-                            crate::rolesanywhere::CreateSessionError::Service {
-                                status: 429,
-                                error_type: "ThrottlingException".into(),
-                                message: "Rate exceeded".into(),
-                                request_id: None,
-                                attempts: 1,
-                                retry_after: None,
-                            },
-                        )));
-                    }
-                }
-                let expiration =
-                    self.clock.now() + self.lifetime + *self.expiry_skew.lock().unwrap();
-                Ok(Fetched {
-                    credentials: Credentials {
-                        access_key_id: "ASIAFAKE".into(),
-                        secret_access_key: Secret::from("s".to_owned()),
-                        session_token: Secret::from("t".to_owned()),
-                        expiration,
-                        expiration_text: crate::identity::rfc3339(expiration),
-                        role_arn: "arn:aws:iam::111122223333:role/r".into(),
-                    },
-                    serial: "1".into(),
-                    certificate_not_after: None,
-                })
-            })
-        }
-
-        fn quota_key(&self) -> String {
-            self.key.clone()
-        }
-    }
-
-    fn schedule(clock: &Arc<FakeClock>) -> Schedule {
-        Schedule {
-            clock: SharedClock(clock.clone()),
-            ..Schedule::default()
-        }
-    }
-
-    async fn run_for(d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn expired_and_short_answers_are_failures_and_slow_down() {
-        for skew in [
-            time::Duration::seconds(-7200),
-            time::Duration::seconds(-3599),
-        ] {
-            let clock = FakeClock::new();
-            let service = Service::new(&clock, time::Duration::hours(1));
-            *service.expiry_skew.lock().unwrap() = skew;
-            let handle = spawn("r".into(), service.clone(), schedule(&clock));
-            run_for(Duration::from_secs(600)).await;
-            let calls = service.calls();
-            let start = calls[0];
-            let first_minute = calls
-                .iter()
-                .filter(|&&t| t - start < Duration::from_secs(60))
-                .count();
-            assert!(
-                first_minute <= 4,
-                "{first_minute} calls in the first minute"
-            );
-            assert!(calls.len() <= 12, "{} calls in 10 minutes", calls.len());
-            assert!(calls.len() >= 3, "still retried");
-            assert!(
-                matches!(handle.state(), State::Starting { last_error: Some(ref e) } if e.contains("needed to serve")),
-                "{:?}",
-                handle.state()
-            );
-            assert_eq!(handle.stats().successes.load(Ordering::Relaxed), 0);
-            // The service recovers: the next retry succeeds.
-            *service.expiry_skew.lock().unwrap() = time::Duration::ZERO;
-            run_for(Duration::from_secs(300)).await;
-            assert!(handle.current(clock.now()).is_ok());
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_forward_wall_clock_jump_is_followed_by_a_refresh_within_seconds() {
-        for jump in [time::Duration::minutes(40), time::Duration::hours(3)] {
-            let clock = FakeClock::new();
-            let service = Service::new(&clock, time::Duration::hours(1));
-            let mut handle: Handle = spawn("r".into(), service.clone(), schedule(&clock));
-            handle.first().await.unwrap();
-            run_for(Duration::from_secs(60)).await;
-            assert_eq!(service.calls().len(), 1);
-            // The monotonic clock stands still (a suspend), the wall clock moves on.
-            clock.jump(jump);
-            let jumped_at = Instant::now();
-            run_for(Duration::from_secs(10)).await;
-            let calls = service.calls();
-            assert_eq!(calls.len(), 2, "one refresh after the jump of {jump}");
-            assert!(calls[1] - jumped_at <= Duration::from_secs(6));
-            assert!(handle.current(clock.now()).is_ok());
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_backward_step_does_not_delay_the_refresh() {
-        let clock = FakeClock::new();
-        let service = Service::new(&clock, time::Duration::hours(1));
-        let mut handle = spawn("r".into(), service.clone(), schedule(&clock));
-        handle.first().await.unwrap();
-        clock.jump(time::Duration::minutes(-20));
-        run_for(Duration::from_secs(1801)).await;
-        assert_eq!(
-            service.calls().len(),
-            2,
-            "refreshed on the monotonic schedule"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn many_roles_share_one_bucket_per_account_and_region() {
-        let clock = FakeClock::new();
-        let pacers = Arc::new(Pacers::new(Pacing::default()));
-        let mut services = Vec::new();
-        let mut handles = Vec::new();
-        for _ in 0..50 {
-            let service = Service::new(&clock, time::Duration::hours(1));
-            let s = Schedule {
-                pacers: pacers.clone(),
-                ..schedule(&clock)
-            };
-            handles.push(spawn("r".into(), service.clone(), s));
-            services.push(service);
-        }
-        let start = Instant::now();
-        for h in &mut handles {
-            h.first().await.unwrap();
-        }
-        let mut calls: Vec<f64> = services
-            .iter()
-            .flat_map(|s| s.calls())
-            .map(|t| (t - start).as_secs_f64())
-            .collect();
-        calls.sort_by(f64::total_cmp);
-        assert_eq!(calls.len(), 50);
-        let last = calls[49];
-        assert!((20.0..=25.0).contains(&last), "all ready after {last} s");
-        for w in 0..=last.ceil() as usize * 10 {
-            let from = w as f64 / 10.0;
-            let n = calls
-                .iter()
-                .filter(|&&t| t >= from && t < from + 1.0)
-                .count();
-            assert!(n <= 7, "{n} calls in the second from {from}");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_throttled_answer_slows_the_other_roles_of_the_account() {
-        let clock = FakeClock::new();
-        let pacers = Arc::new(Pacers::new(Pacing {
-            rate: 100.0,
-            burst: 100,
-        }));
-        let shared = |clock: &Arc<FakeClock>| Schedule {
-            pacers: pacers.clone(),
-            ..schedule(clock)
-        };
-        let throttled = Service::new(&clock, time::Duration::hours(1));
-        *throttled.throttle_next.lock().unwrap() = 1;
-        let start = Instant::now();
-        let mut first = spawn("a".into(), throttled.clone(), shared(&clock));
-        run_for(Duration::from_millis(100)).await;
-        let other = Service::new(&clock, time::Duration::hours(1));
-        let mut second = spawn("b".into(), other.clone(), shared(&clock));
-        let mut elsewhere_service = Service::new(&clock, time::Duration::hours(1));
-        Arc::get_mut(&mut elsewhere_service).unwrap().key = "444455556666/us-east-1".into();
-        let mut elsewhere = spawn("c".into(), elsewhere_service.clone(), shared(&clock));
-        first.first().await.unwrap();
-        second.first().await.unwrap();
-        elsewhere.first().await.unwrap();
-        // The bucket of the account stays closed for at least half a second after the 429,
-        // for the role that got it and for the other one; another account is not slowed.
-        assert!(other.calls()[0] - start >= Duration::from_millis(500));
-        assert!(throttled.calls()[1] - start >= Duration::from_millis(500));
-        assert!(elsewhere_service.calls()[0] - start < Duration::from_millis(200));
-    }
+/// Milliseconds from `now` until `wake`, for the log.
+fn wait_ms(wake: &Wake, now: OffsetDateTime) -> u64 {
+    (wake.wall - now).whole_milliseconds().max(0) as u64
 }

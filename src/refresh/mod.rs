@@ -21,10 +21,13 @@
 
 mod clock;
 mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod failover;
 pub mod pacing;
 mod schedule;
 mod session_source;
+mod slots;
 mod source;
 mod state;
 pub use clock::{Clock, SharedClock, SystemClock};
@@ -35,6 +38,7 @@ pub use schedule::Schedule;
 #[cfg(any(test, fuzzing))]
 pub(crate) use schedule::refresh_delay;
 pub use session_source::SessionSource;
+pub use slots::{FleetSlot, Grid};
 pub use source::{CredentialSource, FetchError, Fetched, quota_key_of};
 pub use state::{Handle, State, Stats, Unavailable, floor, serve_until};
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::slots::{FleetSlot, Grid};
+
 /// The rate and burst of each bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pacing {
@@ -46,13 +48,21 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 #[derive(Debug, Default)]
 pub struct Pacers {
     pacing: Pacing,
+    /// This host's place in its fleet's grid, if it has one.
+    fleet: Option<FleetSlot>,
     buckets: Mutex<HashMap<String, Arc<Bucket>>>,
 }
 
 impl Pacers {
     pub fn new(pacing: Pacing) -> Self {
+        Self::with_fleet(pacing, None)
+    }
+
+    /// Buckets whose calls also keep to this host's slots of `fleet` (see `slots`).
+    pub fn with_fleet(pacing: Pacing, fleet: Option<FleetSlot>) -> Self {
         Self {
             pacing,
+            fleet,
             buckets: Mutex::default(),
         }
     }
@@ -62,12 +72,21 @@ impl Pacers {
         self.pacing
     }
 
+    /// This host's place in its fleet, if it has one.
+    pub fn fleet(&self) -> Option<FleetSlot> {
+        self.fleet
+    }
+
     /// The bucket of `key`, made on first use.
     pub fn bucket(&self, key: &str) -> Arc<Bucket> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         buckets
             .entry(key.to_owned())
-            .or_insert_with(|| Arc::new(Bucket::new(self.pacing)))
+            .or_insert_with(|| {
+                let mut bucket = Bucket::new(self.pacing);
+                bucket.grid = self.fleet.map(Grid::new);
+                Arc::new(bucket)
+            })
             .clone()
     }
 }
@@ -77,6 +96,8 @@ impl Pacers {
 pub struct Bucket {
     pacing: Pacing,
     state: Mutex<BucketState>,
+    /// This host's fleet slots for the account and region, if it has a place in a fleet.
+    grid: Option<Grid>,
 }
 
 #[derive(Debug)]
@@ -100,7 +121,13 @@ impl Bucket {
                 closed_until: now,
                 throttles: 0,
             }),
+            grid: None,
         }
+    }
+
+    /// This host's fleet slots for the bucket's account and region, if any.
+    pub fn grid(&self) -> Option<&Grid> {
+        self.grid.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, BucketState> {
@@ -146,7 +173,7 @@ impl Bucket {
                 let doubled = THROTTLE_PAUSE
                     .saturating_mul(1 << s.throttles.saturating_sub(1).min(16))
                     .min(MAX_THROTTLE_PAUSE);
-                doubled.mul_f64(0.5 + 0.5 * unit_random())
+                doubled.mul_f64(0.5 + 0.5 * crate::backoff::unit_random())
             });
         let until = Instant::now() + pause;
         if until > s.closed_until {
@@ -160,12 +187,6 @@ impl Bucket {
     pub fn passed(&self) {
         self.lock().throttles = 0;
     }
-}
-
-/// A uniform value in [0, 1) (0 without the system's random source: the pause is then
-/// half its ceiling).
-fn unit_random() -> f64 {
-    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 
 use super::clock::SharedClock;
 use super::pacing::Pacers;
+use super::slots::Grid;
 use super::source::{FetchError, Fetched};
+use crate::backoff::unit_random;
 use crate::credentials::Credentials;
 
 /// Timing knobs; the defaults suit production, tests and the fleet simulation change them.
@@ -67,6 +69,20 @@ impl Default for Schedule {
     }
 }
 
+impl Schedule {
+    /// How long the first fetches of `roles` new refreshers may wait for their turn: the
+    /// start window, or in a fleet one cycle of the host's slots per role (the roles take
+    /// successive slots).
+    pub fn first_fetches_within(&self, roles: usize) -> Duration {
+        match self.pacers.fleet() {
+            Some(fleet) => Duration::try_from(Grid::new(fleet).period())
+                .unwrap_or_default()
+                .saturating_mul(u32::try_from(roles).unwrap_or(u32::MAX)),
+            None => self.start_window,
+        }
+    }
+}
+
 /// When the next refresh is due: between 50 % and 55 % of the lifetime after receipt, so
 /// that a role calls CreateSession at most twice per lifetime (two calls an hour for one-hour
 /// sessions) while a one-hour session still has 27 minutes or more left when it is replaced,
@@ -99,11 +115,6 @@ pub(super) fn refresh_due(
         0.50 + 0.05 * unit_random()
     };
     received + time::Duration::seconds_f64(lifetime * fraction)
-}
-
-/// A uniform value in [0, 1).
-pub(super) fn unit_random() -> f64 {
-    (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Full-jitter backoff for attempt `n` (1-based), never past `limit` if one is given; with

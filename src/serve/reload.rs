@@ -9,7 +9,10 @@
 //! - a listener that stays keeps its socket, its open connections and its IMDS tokens; it
 //!   gets new routes in one swap. A new listener is bound before anything changes (a port
 //!   that is taken refuses the whole reload); a removed one stops accepting;
-//! - an ECS token stays as long as its file and group do, so clients holding it go on.
+//! - an ECS token stays as long as its file and group do, so clients holding it go on;
+//! - the pacing (`pacing_rate`, `pacing_burst`, `start_window`, `fleet_slot`,
+//!   `fleet_rate`) is the exception: the buckets and slots that every refresher shares stay
+//!   as they were started, and a reload that changes them says so.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -25,8 +28,9 @@ use super::site::{Site, Swappable};
 use crate::config::{Endpoint, Plan};
 use crate::error::Result;
 
-/// How long a reloaded role's first CreateSession may take before the reload gives up on
-/// it and the role keeps its current credentials.
+/// How long a reloaded role's first CreateSession may take, once its turn has come (see
+/// [`Schedule::first_fetches_within`](crate::refresh::Schedule::first_fetches_within)),
+/// before the reload gives up on it and the role keeps its current credentials.
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Running {
@@ -34,6 +38,11 @@ impl Running {
     /// nothing changed. One reload at a time: the caller serialises them.
     pub async fn reload(&self, plan: Plan) -> Result<Vec<String>> {
         let mut problems = Vec::new();
+        if plan.pacing != self.pacing {
+            problems.push(
+                "pacing_rate, pacing_burst, start_window, fleet_slot and fleet_rate take effect at the next restart; the running ones stay".to_owned(),
+            );
+        }
         let mut daemon_sockets = {
             let served = self.lock();
             let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
@@ -60,8 +69,9 @@ impl Running {
             );
         }
 
-        // New refreshers for every role, all fetching at once; each is waited for until
-        // one shared deadline.
+        // New refreshers for every role, fetching as the pacing lets them (a fleet whose
+        // config is pushed everywhere at once must not call together); each is waited for
+        // until one shared deadline.
         let mut starting: Vec<Option<RoleState>> = Vec::with_capacity(plan.roles.len());
         for role in &plan.roles {
             match start_role(role, &self.schedule) {
@@ -72,7 +82,9 @@ impl Running {
                 }
             }
         }
-        let deadline = tokio::time::Instant::now() + RELOAD_TIMEOUT;
+        let deadline = tokio::time::Instant::now()
+            + RELOAD_TIMEOUT
+            + self.schedule.first_fetches_within(plan.roles.len());
         for (role, state) in plan.roles.iter().zip(&mut starting) {
             let Some(ready) = state.as_ref() else {
                 continue;
@@ -81,11 +93,7 @@ impl Running {
             let problem = match outcome {
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => format!("role {}: {e}", role.name),
-                Err(_) => format!(
-                    "role {}: no credentials within {} s",
-                    role.name,
-                    RELOAD_TIMEOUT.as_secs()
-                ),
+                Err(_) => format!("role {}: no credentials in time", role.name),
             };
             problems.push(problem);
             *state = None;

@@ -41,6 +41,8 @@ pub struct Running {
     pub(super) max_connections: AtomicUsize,
     stopping: watch::Sender<bool>,
     pub(super) schedule: Schedule,
+    /// The pacing the schedule was made from: a reload cannot change it.
+    pub(super) pacing: crate::config::PacingPlan,
     pub(super) metrics: Arc<Metrics>,
     /// Sockets passed by socket activation that no listener uses (yet): a reloaded config
     /// may name them.
@@ -351,6 +353,7 @@ pub async fn start(plan: Plan, schedule: Schedule, activated: Vec<Activated>) ->
         max_connections: AtomicUsize::new(max_connections),
         stopping,
         schedule,
+        pacing: plan.pacing,
         metrics,
         spare: Mutex::new(spare),
     })
