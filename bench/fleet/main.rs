@@ -5,14 +5,16 @@
 //! time is the hosts' monotonic clock and an injected clock their wall clock, so hours of
 //! fleet time run in seconds.
 //!
-//! Phases: a cold start of every host at once (each role's first fetch spread over the
-//! start window a fleet operator sets: N·R / quota seconds), a steady state of one session
-//! lifetime, a 10-minute regional outage (503 for every call), and a mass forward clock
-//! jump of 20 minutes (every host resumed from a suspend at once).
+//! Every host has its slot in the fleet (`fleet_slot = "HOST/N"`, the default fleet rate of
+//! 9.5 calls per second) and a wall clock off by up to ±20 ms, as NTP keeps a fleet's clocks.
+//! Phases: a cold start of every host at once, a steady state of one session lifetime, a
+//! 10-minute regional outage (503 for every call), and a mass forward clock jump of 20
+//! minutes (every host resumed from a suspend at once).
 //!
-//! Two knobs for exploring: `FLEET_START_FACTOR` (the start window as a multiple of N·R /
-//! quota, default 1) and `FLEET_THROTTLE_CAP` (seconds, the engine's
-//! `max_throttled_backoff`, default 30).
+//! `FLEET_SLOTS=0` runs the hosts without slots instead, each role's first fetch spread at
+//! random over a start window of N·R / quota seconds (`FLEET_START_FACTOR` times that), for
+//! comparison; `FLEET_THROTTLE_CAP` (seconds, default 30) sets the engine's
+//! `max_throttled_backoff`.
 //!
 //! `cargo run --example fleet [-- N...]` prints the figures for N = 1,000, 10,000
 //! and 100,000 hosts (or the given N) and writes `bench/fleet/fleet-N.svg`, the call rate
@@ -27,7 +29,8 @@ use std::time::Duration;
 use plotters::prelude::*;
 use rolesanywhere_helper::credentials::Credentials;
 use rolesanywhere_helper::refresh::{
-    self, Clock, CredentialSource, FetchError, Fetched, Pacers, Pacing, Schedule, SharedClock,
+    self, Clock, CredentialSource, FetchError, Fetched, FleetSlot, Pacers, Pacing, Schedule,
+    SharedClock,
 };
 use rolesanywhere_helper::rolesanywhere::CreateSessionError;
 use rolesanywhere_helper::secret::Secret;
@@ -55,6 +58,26 @@ impl Clock for SimClock {
     fn now(&self) -> OffsetDateTime {
         self.base + (Instant::now() - self.start) + *lock(&self.jumped)
     }
+}
+
+/// One host's wall clock: the simulation's, off by a fixed few milliseconds.
+struct HostClock {
+    sim: Arc<SimClock>,
+    offset: time::Duration,
+}
+
+impl Clock for HostClock {
+    fn now(&self) -> OffsetDateTime {
+        self.sim.now() + self.offset
+    }
+}
+
+/// The clock offset of `host`, spread evenly over ±20 ms (a fixed scramble of the host's
+/// number, so that runs compare).
+fn clock_offset(host: usize) -> time::Duration {
+    let scrambled = (host as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    let unit = scrambled as f64 / (1u64 << 24) as f64;
+    time::Duration::seconds_f64((unit - 0.5) * 0.040)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -227,14 +250,28 @@ async fn simulate(hosts: usize) -> Report {
             ..Ledger::default()
         }),
     });
-    // What a fleet operator sets: the first fetches spread over N·R / quota seconds.
+    // What a fleet operator sets: a slot per host, or else the first fetches spread over
+    // N·R / quota seconds.
     let minimum = roles as f64 / f64::from(QUOTA);
     let mut handles = Vec::with_capacity(roles);
     for host in 0..hosts {
+        let fleet = slots().then_some(FleetSlot {
+            index: host as u32,
+            count: hosts as u32,
+            rate: FleetSlot::DEFAULT_RATE,
+        });
+        let start_window = if slots() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(minimum * start_factor())
+        };
         let schedule = Schedule {
-            clock: SharedClock(clock.clone()),
-            pacers: Arc::new(Pacers::new(Pacing::default())),
-            start_window: Duration::from_secs_f64(minimum * start_factor()),
+            clock: SharedClock(Arc::new(HostClock {
+                sim: clock.clone(),
+                offset: clock_offset(host),
+            })),
+            pacers: Arc::new(Pacers::with_fleet(Pacing::default(), fleet)),
+            start_window,
             wall_check: wall_check(hosts),
             max_throttled_backoff: Duration::from_secs(env_or("FLEET_THROTTLE_CAP", 30.0) as u64),
             ..Schedule::default()
@@ -301,7 +338,13 @@ async fn simulate(hosts: usize) -> Report {
     phases.push(phase("clock jump +20 min", from, before));
     drop(handles);
 
-    let l = lock(&service.ledger);
+    let mut l = lock(&service.ledger);
+    // Seconds without a call at the end still count.
+    let end = second(&clock);
+    if l.attempts.len() < end {
+        l.attempts.resize(end, 0);
+        l.accepted.resize(end, 0);
+    }
     let steady = &phases[1];
     let steady_calls: u32 = l.accepted[steady.from..steady.to].iter().sum();
     let steady_hours = (steady.to - steady.from) as f64 / 3600.0;
@@ -319,11 +362,17 @@ async fn simulate(hosts: usize) -> Report {
 
 fn print(report: &Report) {
     let peak = |v: &[u32]| v.iter().copied().max().unwrap_or(0);
+    let start = if slots() {
+        format!("fleet slots at {}/s", FleetSlot::DEFAULT_RATE)
+    } else {
+        format!(
+            "no slots, start window {:.0} s",
+            report.minimum * start_factor()
+        )
+    };
     println!(
-        "N = {} hosts x {ROLES} role(s), {} h sessions, quota {QUOTA}/s, start window {:.0} s",
-        report.hosts,
-        report.session_hours,
-        report.minimum * start_factor()
+        "N = {} hosts x {ROLES} role(s), {} h sessions, quota {QUOTA}/s, {start}",
+        report.hosts, report.session_hours,
     );
     println!(
         "  every host holding credentials after {:.0} s = {:.3} x the quota-limited minimum ({:.0} s)",
@@ -360,32 +409,34 @@ fn print(report: &Report) {
     }
 }
 
-/// The call rate over time (per minute, in calls per second), attempts and accepted.
+/// The call rate over time, minute by minute: the busiest second's calls received, and the
+/// mean calls received and accepted per second.
 fn chart(report: &Report, path: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let per_minute = |v: &[u32]| -> Vec<(f64, f64)> {
+    let per_minute = |v: &[u32], of: fn(&[u32]) -> f64| -> Vec<(f64, f64)> {
         v.chunks(60)
             .enumerate()
-            .map(|(i, c)| {
-                let hours = i as f64 / 60.0;
-                (hours, f64::from(c.iter().sum::<u32>()) / c.len() as f64)
-            })
+            .map(|(i, c)| (i as f64 / 60.0, of(c)))
             .collect()
     };
-    let attempts = per_minute(&report.attempts);
-    let accepted = per_minute(&report.accepted);
+    let mean = |c: &[u32]| f64::from(c.iter().sum::<u32>()) / c.len() as f64;
+    let busiest = |c: &[u32]| f64::from(c.iter().copied().max().unwrap_or(0));
+    let peaks = per_minute(&report.attempts, busiest);
+    let attempts = per_minute(&report.attempts, mean);
+    let accepted = per_minute(&report.accepted, mean);
     let end = attempts.last().map_or(1.0, |p| p.0);
-    let top = attempts
-        .iter()
-        .map(|p| p.1)
-        .fold(f64::from(QUOTA), f64::max)
-        * 1.15;
+    let top = peaks.iter().map(|p| p.1).fold(f64::from(QUOTA), f64::max) * 1.15;
     let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "CreateSession calls/s (1-min means), {} hosts, quota {QUOTA}/s",
-                report.hosts
+                "CreateSession calls per second, {} hosts {}, quota {QUOTA}/s",
+                report.hosts,
+                if slots() {
+                    "with fleet slots"
+                } else {
+                    "without fleet slots"
+                }
             ),
             ("sans-serif", 18),
         )
@@ -398,13 +449,18 @@ fn chart(report: &Report, path: &str) -> Result<(), Box<dyn std::error::Error>> 
         .x_desc("simulated hours")
         .y_desc("calls per second")
         .draw()?;
+    let orange = RGBColor(240, 150, 40);
+    chart
+        .draw_series(LineSeries::new(peaks, orange))?
+        .label("received in the busiest second of each minute")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], orange));
     chart
         .draw_series(LineSeries::new(attempts, &RED))?
-        .label("attempts (incl. throttled, refused in the outage)")
+        .label("received, 1-minute mean (incl. throttled, refused in the outage)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
     chart
         .draw_series(LineSeries::new(accepted, &BLUE))?
-        .label("accepted")
+        .label("accepted, 1-minute mean")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
     chart
         .draw_series(LineSeries::new(
@@ -440,17 +496,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = std::time::Instant::now();
         let report = runtime.block_on(simulate(hosts));
         print(&report);
-        let path = format!(
-            "{}/bench/fleet/fleet-{hosts}.svg",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        chart(&report, &path)?;
+        let name = if slots() {
+            format!("fleet-{hosts}.svg")
+        } else {
+            format!("fleet-{hosts}-no-slots.svg")
+        };
+        chart(
+            &report,
+            &format!("{}/bench/fleet/{name}", env!("CARGO_MANIFEST_DIR")),
+        )?;
         println!(
-            "  ({:.1} s of real time; chart: bench/fleet/fleet-{hosts}.svg)\n",
+            "  ({:.1} s of real time; chart: bench/fleet/{name})\n",
             started.elapsed().as_secs_f64()
         );
     }
     Ok(())
+}
+
+/// Whether the hosts have fleet slots (`FLEET_SLOTS`, default 1).
+fn slots() -> bool {
+    env_or("FLEET_SLOTS", 1.0) != 0.0
 }
 
 /// The start window as a fraction of the quota-limited minimum (`FLEET_START_FACTOR`,

@@ -151,8 +151,10 @@ async fn run(
     stats: Arc<Stats>,
 ) {
     let clock = schedule.clock.clone();
-    let bucket = schedule.pacers.bucket(&source.quota_key());
-    let grid = bucket.grid();
+    // The host's slots are the same in every account and region; those of the first
+    // serve the role throughout, so that its reservations stay in one place.
+    let home = schedule.pacers.bucket(&source.quota_key());
+    let grid = home.grid();
     let now = clock.now();
     let mut wake = match grid {
         Some(grid) => replan(grid, &tx, &schedule, now),
@@ -190,6 +192,7 @@ async fn run(
         {
             return;
         }
+        let bucket = schedule.pacers.bucket(&source.quota_key());
         tokio::select! {
             () = bucket.take() => {}
             () = tx.closed() => return,
@@ -271,8 +274,11 @@ struct Outlet<'a> {
 }
 
 /// Publishes new credentials; the next refresh is due at about half their lifetime (in a
-/// fleet, at the first free slot from half the lifetime to halfway to the end of their
-/// servable time, or off the grid if none is free by then).
+/// fleet, at the first free slot from half the lifetime on, up to halfway from there to the
+/// end of their servable time, or off the grid if none is free by then). Spreading the
+/// first refresh after credentials fetched off the schedule matters on the grid too: a
+/// fleet started together would otherwise call in one block of slots every few cycles,
+/// using the whole quota for a while and none the rest of the time.
 fn published(
     out: &Outlet<'_>,
     fetched: Fetched,
@@ -303,7 +309,14 @@ fn published(
         .and_then(|grid| {
             let half = now + (credentials.expiration - now) / 2;
             let latest = half + (serve_until(&credentials, now) - half) / 2;
-            let wake = Wake::on_grid(grid, half, Some(latest), now);
+            // No later than half the lifetime: the first free slot then comes within one
+            // cycle, before `latest` whenever the cycle fits the rule of the README.
+            let due = if spread {
+                refresh_due(&credentials, now, true).min(half)
+            } else {
+                half
+            };
+            let wake = Wake::on_grid(grid, due, Some(latest), now);
             if wake.is_none() {
                 tracing::warn!(role = %role, cycle_s = grid.period().whole_seconds(), "no free fleet slot before the next refresh is due; refreshing off the grid (sessions too short for the fleet's cycle; see the README's \"Fleets\")");
             }

@@ -2,7 +2,8 @@
 //! is used until its endpoint has failed `after` times in a row with transient errors (not
 //! throttling, which is the quota's answer, not an outage); then the next region is tried at
 //! once. While another region is active, every fetch tries the primary first, so that the
-//! role returns to it as soon as it answers. Credentials from any region are the same kind
+//! role returns to it as soon as it answers; its calls are paced by the active region's
+//! bucket. Credentials from any region are the same kind
 //! of credentials for the SDKs; the log says which region serves.
 
 use std::future::Future;
@@ -102,10 +103,98 @@ impl CredentialSource for FailoverSource {
         Some(self.active_region().to_owned())
     }
 
+    /// The active region's: its calls count against that region's quota, and its
+    /// throttling says nothing about the primary's.
     fn quota_key(&self) -> String {
+        let index = self.active().index;
         self.regions
-            .first()
+            .get(index)
+            .or(self.regions.first())
             .map(|r| r.source.quota_key())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// A region's source that fails (503) while `down`.
+    struct Endpoint {
+        key: &'static str,
+        down: AtomicBool,
+    }
+
+    impl CredentialSource for Endpoint {
+        fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    return Err(FetchError::CreateSession(Arc::new(
+                        crate::rolesanywhere::CreateSessionError::Service {
+                            status: 503,
+                            error_type: "ServiceUnavailable".into(),
+                            message: "down".into(),
+                            request_id: None,
+                            attempts: 1,
+                            retry_after: None,
+                        },
+                    )));
+                }
+                let expiration = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+                Ok(Fetched {
+                    credentials: crate::credentials::Credentials {
+                        access_key_id: self.key.into(),
+                        secret_access_key: crate::secret::Secret::from("s".to_owned()),
+                        session_token: crate::secret::Secret::from("t".to_owned()),
+                        expiration,
+                        expiration_text: crate::identity::rfc3339(expiration),
+                        role_arn: "arn:aws:iam::111122223333:role/r".into(),
+                    },
+                    serial: "1".into(),
+                    certificate_not_after: None,
+                })
+            })
+        }
+
+        fn quota_key(&self) -> String {
+            self.key.into()
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_count_against_the_active_regions_quota() {
+        let primary = Arc::new(Endpoint {
+            key: "111122223333/us-east-1",
+            down: AtomicBool::new(true),
+        });
+        let second = Arc::new(Endpoint {
+            key: "111122223333/us-west-2",
+            down: AtomicBool::new(false),
+        });
+        let source = FailoverSource::new(
+            "r".into(),
+            vec![
+                Region {
+                    name: "us-east-1".into(),
+                    source: primary.clone(),
+                },
+                Region {
+                    name: "us-west-2".into(),
+                    source: second,
+                },
+            ],
+            2,
+        );
+        assert_eq!(source.quota_key(), "111122223333/us-east-1");
+        assert!(source.fetch().await.is_err(), "one failure does not switch");
+        let fetched = source.fetch().await.unwrap();
+        assert_eq!(fetched.credentials.access_key_id, "111122223333/us-west-2");
+        assert_eq!(source.quota_key(), "111122223333/us-west-2");
+        assert_eq!(source.region().as_deref(), Some("us-west-2"));
+        primary.down.store(false, Ordering::SeqCst);
+        source.fetch().await.unwrap();
+        assert_eq!(source.quota_key(), "111122223333/us-east-1");
     }
 }

@@ -88,9 +88,10 @@ pub trait CredentialSource: Send + Sync + 'static {
     /// Fetches a fresh set.
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>>;
 
-    /// The scope of the service quota this source's calls count against (account and
+    /// The scope of the service quota this source's next call counts against (account and
     /// region); sources with the same key share one token bucket. Empty: one bucket for all
-    /// such sources of a daemon.
+    /// such sources of a daemon. Asked before every call: a source that changes regions
+    /// changes quotas.
     fn quota_key(&self) -> String {
         String::new()
     }

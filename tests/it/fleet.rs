@@ -2,7 +2,8 @@
 //! already expired or expiring within a second are failed refreshes (few calls, one WARN
 //! each, no READY=1), and 50 roles started against a service that enforces the
 //! CreateSession quota (`emulate --max-tps 10`) all become ready without being throttled, and
-//! a forward step of the wall clock (libfaketime) is followed by a refresh within seconds.
+//! a forward step of the wall clock (libfaketime) is followed by a refresh within seconds;
+//! a host with a fleet slot calls only at its own slots of the fleet's wall-clock grid.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -102,6 +103,51 @@ fn fifty_roles_start_within_the_quota() {
         per_second.values().all(|&n| n <= 10),
         "a second above the quota: {per_second:?}"
     );
+}
+
+#[test]
+fn a_host_with_a_fleet_slot_calls_only_at_its_own_slots() {
+    // Host 3 of 4 at one call a second: a 4-second cycle whose slot starts 3 s in, counted
+    // from the Unix epoch. Three roles take three successive slots.
+    let setup = Setup::new(KeyType::P256, false);
+    let bind = crate::credential_process::free_port();
+    let mut text = format!("bind = \"127.0.0.1:{bind}\"\nfleet_slot = \"3/4\"\nfleet_rate = 1\n");
+    for i in 0..3 {
+        let token = setup.path(&format!("role{i}.token"));
+        text.push_str(&role_toml(
+            &setup,
+            &format!("role{i}"),
+            &format!("ecs_token_file = \"{}\"", token.display()),
+        ));
+    }
+    let config = setup.path("serve.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut cmd = helper();
+    cmd.args(["serve", "--config"]).arg(&config);
+    let d = Daemon::start(cmd);
+    let received = setup.emulator.received();
+    assert_eq!(received.len(), 3, "one call per role:\n{}", d.log());
+    let mut seconds: Vec<i64> = received
+        .iter()
+        .map(|r| {
+            time::OffsetDateTime::parse(
+                &r.received_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+            .unix_timestamp()
+        })
+        .collect();
+    seconds.sort_unstable();
+    for s in &seconds {
+        assert_eq!(
+            s.rem_euclid(4),
+            3,
+            "a call outside the host's slot: {seconds:?}"
+        );
+    }
+    assert_eq!(seconds[1] - seconds[0], 4, "successive slots: {seconds:?}");
+    assert_eq!(seconds[2] - seconds[1], 4, "successive slots: {seconds:?}");
 }
 
 /// libfaketime's library for multi-threaded programs, from Debian's `faketime` package.
