@@ -357,3 +357,50 @@ async fn after_a_clock_step_a_fleet_host_waits_for_its_next_slot_while_it_can() 
     assert!(calls[2] - jumped_at <= Duration::from_secs(6));
     assert!(handle.current(clock.now()).is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fleet_with_slots_never_calls_above_its_rate() {
+    // 200 hosts at 5 calls a second (a 40-second cycle), ten-minute sessions, all started
+    // at once, then every wall clock stepped forward by 3 minutes together.
+    let clock = FakeClock::new();
+    let hosts = 200;
+    let services: Vec<_> = (0..hosts)
+        .map(|_| Service::new(&clock, time::Duration::minutes(10)))
+        .collect();
+    let handles: Vec<Handle> = services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            spawn(
+                "r".into(),
+                s.clone(),
+                fleet_schedule(&clock, i as u32, hosts, 5.0),
+            )
+        })
+        .collect();
+    run_for(Duration::from_secs(41)).await;
+    assert!(
+        handles.iter().all(|h| h.current(clock.now()).is_ok()),
+        "every host holds credentials after one cycle"
+    );
+    run_for(Duration::from_secs(1800)).await;
+    clock.jump(time::Duration::minutes(3));
+    run_for(Duration::from_secs(1800)).await;
+    let mut per_second = std::collections::BTreeMap::new();
+    for t in services
+        .iter()
+        .flat_map(|s| s.wall_calls.lock().unwrap().clone())
+    {
+        *per_second.entry(t.unix_timestamp()).or_insert(0) += 1;
+    }
+    let busiest = per_second.values().copied().max().unwrap_or(0);
+    assert!(busiest <= 5, "{busiest} calls in one second");
+    let calls: usize = per_second.values().sum();
+    assert!(
+        calls >= 200 * 11,
+        "{calls} calls: every host refreshed all along"
+    );
+    for h in &handles {
+        assert!(h.current(clock.now()).is_ok());
+    }
+}
