@@ -1,7 +1,7 @@
 //! How fast one daemon may call CreateSession: the token bucket each account and region
 //! gets (calls per second, burst), and either the window over which the roles' first
 //! fetches are spread or the host's slot in its fleet's shared schedule
-//! ([`crate::refresh::FleetSlot`]). Command line, then config file, then the defaults of
+//! ([`crate::refresh::slots::FleetSlot`]). Command line, then config file, then the defaults of
 //! [`crate::refresh::pacing::Pacing`]: well under the service's quota of 10 calls per second per
 //! account and region, for one host. A fleet shares that quota: see the README's "Fleets".
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::file::ConfigFile;
 use super::origin::{ConfigError, Origin, Sourced, first};
 use crate::cli::ServeArgs;
-use crate::refresh::FleetSlot;
+use crate::refresh::slots::FleetSlot;
 
 /// The largest start window (one hour): longer would leave a host without credentials for
 /// longer than most sessions last.

@@ -26,7 +26,7 @@ use super::clock::SharedClock;
 use super::schedule::{Schedule, check_usable, refresh_due, retry_delay, unusable_delay};
 use super::slots::Grid;
 use super::source::{CredentialSource, FetchError, Fetched};
-use super::state::{Handle, State, Stats, floor, serve_until};
+use super::state::{Handle, State, Stats, serve_until};
 use crate::backoff::unit_random;
 
 /// How far the two clocks may drift apart over one wait (NTP slews the wall clock by at most
@@ -387,7 +387,7 @@ fn failed(
             // Retry well before the credentials stop being servable, so that one more
             // attempt fits in; a permanent error is retried too, since a renewed
             // certificate or a fixed profile can cure it.
-            let left = credentials.expiration - now - floor(credentials.expiration - received);
+            let left = serve_until(&credentials, received) - now;
             let limit = Duration::try_from(left / 4).ok();
             let delay = backoff(limit);
             let latest = last_useful(&credentials, received, schedule);

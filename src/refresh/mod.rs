@@ -27,7 +27,7 @@ mod failover;
 pub mod pacing;
 mod schedule;
 mod session_source;
-mod slots;
+pub mod slots;
 mod source;
 mod state;
 pub use clock::{Clock, SharedClock, SystemClock};

@@ -36,11 +36,13 @@ use crate::serve_daemon::{Daemon, imds_credentials};
 
 const ROLE_NAME: &str = "onprem-app";
 /// The session lifetime the emulator grants.
-const LIFETIME: u32 = 40;
-/// How long after the first session was issued the fault is cleared: past the first refresh (at
-/// 50 to 55 % of the lifetime) and several retries, and before the credentials stop being
-/// handed out (at 90 % of the lifetime).
-const CLEAR_AFTER: Duration = Duration::from_secs(30);
+const LIFETIME: u32 = 60;
+/// How long after the first session was issued the fault is cleared: past the first refresh
+/// (anywhere from 10 to 55 % of the lifetime after the first credentials) and at least two
+/// failed refreshes after it (two throttled refreshes of three attempts each, 2 s apart, with
+/// the account's pause between them, take 10 s), and before the credentials stop being handed
+/// out (at 90 % of the lifetime).
+const CLEAR_AFTER: Duration = Duration::from_secs(45);
 /// How long after the clear a new session must have arrived.
 const RECOVER_WITHIN: Duration = Duration::from_secs(5);
 /// A count that outlasts any scenario.
