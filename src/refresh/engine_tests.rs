@@ -14,8 +14,6 @@ use super::clock::{Clock, SharedClock};
 use super::pacing::{Pacers, Pacing};
 use super::source::{CredentialSource, FetchError, Fetched};
 use super::{FleetSlot, Handle, Schedule, State, spawn};
-use crate::credentials::Credentials;
-use crate::secret::Secret;
 
 /// A wall clock that follows tokio's (paused) clock, plus jumps the test makes.
 struct FakeClock {
@@ -85,31 +83,11 @@ impl CredentialSource for Service {
                 let mut throttle = self.throttle_next.lock().unwrap();
                 if *throttle > 0 {
                     *throttle -= 1;
-                    return Err(FetchError::CreateSession(Arc::new(
-                        crate::rolesanywhere::CreateSessionError::Service {
-                            status: 429,
-                            error_type: "ThrottlingException".into(),
-                            message: "Rate exceeded".into(),
-                            request_id: None,
-                            attempts: 1,
-                            retry_after: None,
-                        },
-                    )));
+                    return Err(super::source::refused(429, "ThrottlingException"));
                 }
             }
             let expiration = self.clock.now() + self.lifetime + *self.expiry_skew.lock().unwrap();
-            Ok(Fetched {
-                credentials: Credentials {
-                    access_key_id: "ASIAFAKE".into(),
-                    secret_access_key: Secret::from("s".to_owned()),
-                    session_token: Secret::from("t".to_owned()),
-                    expiration,
-                    expiration_text: crate::identity::rfc3339(expiration),
-                    role_arn: "arn:aws:iam::111122223333:role/r".into(),
-                },
-                serial: "1".into(),
-                certificate_not_after: None,
-            })
+            Ok(super::source::expiring("ASIAFAKE", expiration))
         })
     }
 

@@ -131,30 +131,10 @@ mod tests {
         fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + '_>> {
             Box::pin(async move {
                 if self.down.load(Ordering::SeqCst) {
-                    return Err(FetchError::CreateSession(Arc::new(
-                        crate::rolesanywhere::CreateSessionError::Service {
-                            status: 503,
-                            error_type: "ServiceUnavailable".into(),
-                            message: "down".into(),
-                            request_id: None,
-                            attempts: 1,
-                            retry_after: None,
-                        },
-                    )));
+                    return Err(super::super::source::refused(503, "ServiceUnavailable"));
                 }
                 let expiration = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-                Ok(Fetched {
-                    credentials: crate::credentials::Credentials {
-                        access_key_id: self.key.into(),
-                        secret_access_key: crate::secret::Secret::from("s".to_owned()),
-                        session_token: crate::secret::Secret::from("t".to_owned()),
-                        expiration,
-                        expiration_text: crate::identity::rfc3339(expiration),
-                        role_arn: "arn:aws:iam::111122223333:role/r".into(),
-                    },
-                    serial: "1".into(),
-                    certificate_not_after: None,
-                })
+                Ok(super::super::source::expiring(self.key, expiration))
             })
         }
 

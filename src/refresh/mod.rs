@@ -52,19 +52,10 @@ mod tests {
 
     use super::*;
     use crate::credentials::Credentials;
-    use crate::secret::Secret;
     use time::OffsetDateTime;
 
     fn creds(key: &str, lifetime: time::Duration) -> Credentials {
-        let expiration = OffsetDateTime::now_utc() + lifetime;
-        Credentials {
-            access_key_id: key.into(),
-            secret_access_key: Secret::from("s".to_owned()),
-            session_token: Secret::from("t".to_owned()),
-            expiration,
-            expiration_text: crate::identity::rfc3339(expiration),
-            role_arn: "arn:aws:iam::1:role/r".into(),
-        }
+        source::expiring(key, OffsetDateTime::now_utc() + lifetime).credentials
     }
 
     /// Answers from a script, then repeats the last entry.
@@ -94,16 +85,7 @@ mod tests {
 
     /// A refusal (403) or an outage (503) of the service.
     fn fail(permanent: bool) -> Result<Credentials, FetchError> {
-        Err(FetchError::CreateSession(Arc::new(
-            crate::rolesanywhere::CreateSessionError::Service {
-                status: if permanent { 403 } else { 503 },
-                error_type: "Boom".into(),
-                message: "boom".into(),
-                request_id: None,
-                attempts: 1,
-                retry_after: None,
-            },
-        )))
+        Err(source::refused(if permanent { 403 } else { 503 }, "Boom"))
     }
 
     fn fast() -> Schedule {

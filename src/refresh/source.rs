@@ -121,6 +121,40 @@ pub struct Fetched {
     pub certificate_not_after: Option<OffsetDateTime>,
 }
 
+/// Credentials with access key `key` that expire at `expiration`, as the fake services of
+/// the tests answer them.
+#[cfg(test)]
+pub(crate) fn expiring(key: &str, expiration: OffsetDateTime) -> Fetched {
+    Fetched {
+        credentials: Credentials {
+            access_key_id: key.into(),
+            secret_access_key: crate::secret::Secret::from("s".to_owned()),
+            session_token: crate::secret::Secret::from("t".to_owned()),
+            expiration,
+            expiration_text: crate::identity::rfc3339(expiration),
+            role_arn: "arn:aws:iam::111122223333:role/r".into(),
+        },
+        serial: "1".into(),
+        certificate_not_after: None,
+    }
+}
+
+/// A CreateSession refusal with HTTP `status` and `error_type`, as the fake services of the
+/// tests answer it.
+#[cfg(test)]
+pub(crate) fn refused(status: u16, error_type: &str) -> FetchError {
+    FetchError::CreateSession(Arc::new(
+        crate::rolesanywhere::CreateSessionError::Service {
+            status,
+            error_type: error_type.into(),
+            message: "refused".into(),
+            request_id: None,
+            attempts: 1,
+            retry_after: None,
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

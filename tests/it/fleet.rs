@@ -65,15 +65,14 @@ fn one_second_answers_are_failed_refreshes() {
     unusable_answers_are_failed_refreshes(-3599);
 }
 
-#[test]
-fn fifty_roles_start_within_the_quota() {
-    let setup = Setup::with_config(KeyType::P256, false, |c| c.max_tps = Some(10));
+/// `serve` of `roles` roles (each with an ECS endpoint) and the top-level lines `top`, ready.
+fn serve_roles(setup: &Setup, roles: usize, top: &str) -> Daemon {
     let bind = crate::credential_process::free_port();
-    let mut text = format!("bind = \"127.0.0.1:{bind}\"\n");
-    for i in 0..50 {
+    let mut text = format!("bind = \"127.0.0.1:{bind}\"\n{top}\n");
+    for i in 0..roles {
         let token = setup.path(&format!("role{i}.token"));
         text.push_str(&role_toml(
-            &setup,
+            setup,
             &format!("role{i}"),
             &format!("ecs_token_file = \"{}\"", token.display()),
         ));
@@ -82,7 +81,13 @@ fn fifty_roles_start_within_the_quota() {
     std::fs::write(&config, text).unwrap();
     let mut cmd = helper();
     cmd.args(["serve", "--config"]).arg(&config);
-    let d = Daemon::start(cmd);
+    Daemon::start(cmd)
+}
+
+#[test]
+fn fifty_roles_start_within_the_quota() {
+    let setup = Setup::with_config(KeyType::P256, false, |c| c.max_tps = Some(10));
+    let d = serve_roles(&setup, 50, "");
     assert!(
         d.log().contains("serving credentials for 50 role(s)"),
         "{}",
@@ -110,21 +115,7 @@ fn a_host_with_a_fleet_slot_calls_only_at_its_own_slots() {
     // Host 3 of 4 at one call a second: a 4-second cycle whose slot starts 3 s in, counted
     // from the Unix epoch. Three roles take three successive slots.
     let setup = Setup::new(KeyType::P256, false);
-    let bind = crate::credential_process::free_port();
-    let mut text = format!("bind = \"127.0.0.1:{bind}\"\nfleet_slot = \"3/4\"\nfleet_rate = 1\n");
-    for i in 0..3 {
-        let token = setup.path(&format!("role{i}.token"));
-        text.push_str(&role_toml(
-            &setup,
-            &format!("role{i}"),
-            &format!("ecs_token_file = \"{}\"", token.display()),
-        ));
-    }
-    let config = setup.path("serve.toml");
-    std::fs::write(&config, text).unwrap();
-    let mut cmd = helper();
-    cmd.args(["serve", "--config"]).arg(&config);
-    let d = Daemon::start(cmd);
+    let d = serve_roles(&setup, 3, "fleet_slot = \"3/4\"\nfleet_rate = 1");
     let received = setup.emulator.received();
     assert_eq!(received.len(), 3, "one call per role:\n{}", d.log());
     let mut seconds: Vec<i64> = received
