@@ -11,7 +11,8 @@
 //! 10-minute regional outage (503 for every call), and a mass forward clock jump of 20
 //! minutes (every host resumed from a suspend at once).
 //!
-//! `FLEET_SLOTS=0` runs the hosts without slots instead, each role's first fetch spread at
+//! `FLEET_ROLES` (default 1) sets the roles per host. `FLEET_SLOTS=0` runs the hosts without
+//! slots instead, each role's first fetch spread at
 //! random over a start window of N·R / quota seconds (`FLEET_START_FACTOR` times that), for
 //! comparison; `FLEET_THROTTLE_CAP` (seconds, default 30) sets the engine's
 //! `max_throttled_backoff`.
@@ -39,8 +40,6 @@ use tokio::time::Instant;
 
 /// The service's CreateSession quota per account and region, calls per second.
 const QUOTA: u32 = 10;
-/// Roles per host.
-const ROLES: u32 = 1;
 /// The outage, and the clock jump.
 const OUTAGE: Duration = Duration::from_secs(600);
 const JUMP: time::Duration = time::Duration::minutes(20);
@@ -234,7 +233,7 @@ fn session_hours(roles: usize) -> u32 {
 }
 
 async fn simulate(hosts: usize) -> Report {
-    let roles = hosts * ROLES as usize;
+    let roles = hosts * roles_per_host();
     let hours = session_hours(roles);
     let lifetime = time::Duration::hours(i64::from(hours));
     let clock = Arc::new(SimClock {
@@ -276,8 +275,8 @@ async fn simulate(hosts: usize) -> Report {
             max_throttled_backoff: Duration::from_secs(env_or("FLEET_THROTTLE_CAP", 30.0) as u64),
             ..Schedule::default()
         };
-        for r in 0..ROLES as usize {
-            let role = host * ROLES as usize + r;
+        for r in 0..roles_per_host() {
+            let role = host * roles_per_host() + r;
             let source = Arc::new(RoleSource {
                 service: service.clone(),
                 role,
@@ -371,8 +370,10 @@ fn print(report: &Report) {
         )
     };
     println!(
-        "N = {} hosts x {ROLES} role(s), {} h sessions, quota {QUOTA}/s, {start}",
-        report.hosts, report.session_hours,
+        "N = {} hosts x {} role(s), {} h sessions, quota {QUOTA}/s, {start}",
+        report.hosts,
+        roles_per_host(),
+        report.session_hours,
     );
     println!(
         "  every host holding credentials after {:.0} s = {:.3} x the quota-limited minimum ({:.0} s)",
@@ -511,6 +512,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// Roles per host (`FLEET_ROLES`, default 1).
+fn roles_per_host() -> usize {
+    env_or("FLEET_ROLES", 1.0).max(1.0) as usize
 }
 
 /// Whether the hosts have fleet slots (`FLEET_SLOTS`, default 1).

@@ -72,7 +72,7 @@ impl Wake {
         latest: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Option<Self> {
-        let start = grid.reserve(earliest.max(now), latest)?;
+        let start = grid.reserve(now, earliest, latest)?;
         Some(Self {
             slot: true,
             ..Self::at(start, now)
@@ -240,26 +240,27 @@ fn last_useful(
 
 /// In a fleet, where to call next after a clock step carried the role past the slot it
 /// waited for (or at the start): the next free slot while the credentials last; without a
-/// slot in time, a random moment in the first half of the time left, so that the hosts in
-/// that plight do not call together either.
+/// slot in time, a random moment in the first half of the time they can still be served, so
+/// that the hosts in that plight do not call together either (and at once if they cannot).
 fn replan(
     grid: &Grid,
     tx: &watch::Sender<State>,
     schedule: &Schedule,
     now: OffsetDateTime,
 ) -> Wake {
-    let latest = match &*tx.borrow() {
+    let (latest, servable) = match &*tx.borrow() {
         State::Ready {
             credentials,
             received,
             ..
-        } => Some(last_useful(credentials, *received, schedule)),
-        _ => None,
+        } => (
+            Some(last_useful(credentials, *received, schedule)),
+            serve_until(credentials, *received),
+        ),
+        _ => (None, now),
     };
     Wake::on_grid(grid, now, latest, now).unwrap_or_else(|| {
-        let left = latest.map_or(time::Duration::ZERO, |l| {
-            (l - now).max(time::Duration::ZERO)
-        });
+        let left = (servable - now).max(time::Duration::ZERO);
         Wake::at(now + left * (0.5 * unit_random()), now)
     })
 }

@@ -77,18 +77,19 @@ impl Grid {
     /// says when it starts; `None` when there is none (the caller then calls off the grid,
     /// or its credentials would lapse). `latest: None` is no limit (a role without
     /// credentials has nothing to lose by waiting for its slot). Slots that ended before
-    /// `earliest` are forgotten.
+    /// `now` are forgotten (not those before `earliest`: other roles may hold them).
     pub fn reserve(
         &self,
+        now: OffsetDateTime,
         earliest: OffsetDateTime,
         latest: Option<OffsetDateTime>,
     ) -> Option<OffsetDateTime> {
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
-        let first = self.first_from(earliest);
-        while taken.first().is_some_and(|&n| n < first - 1) {
+        let current = self.first_from(now);
+        while taken.first().is_some_and(|&n| n < current - 1) {
             taken.pop_first();
         }
-        let mut n = first;
+        let mut n = self.first_from(earliest.max(now));
         while taken.contains(&n) {
             n += 1;
         }
@@ -142,7 +143,7 @@ mod tests {
         let now = at(1_000_000_000.2);
         let starts: Vec<f64> = grids
             .iter()
-            .map(|g| secs(g.reserve(now, None).unwrap()))
+            .map(|g| secs(g.reserve(now, now, None).unwrap()))
             .collect();
         let expected = [
             1_000_000_002.0,
@@ -164,22 +165,27 @@ mod tests {
             rate: 5.0,
         });
         let now = at(100.0);
-        let a = grid.reserve(now, None).unwrap();
-        let b = grid.reserve(now, None).unwrap();
+        let a = grid.reserve(now, now, None).unwrap();
+        let b = grid.reserve(now, now, None).unwrap();
         assert!((secs(a) - 100.2).abs() < 1e-6, "{}", secs(a));
         assert_eq!(b - a, time::Duration::seconds(2));
         grid.release(a);
-        assert_eq!(grid.reserve(now, None), Some(a));
+        assert_eq!(grid.reserve(now, now, None), Some(a));
         // Nothing free before `latest`: no slot.
-        assert_eq!(grid.reserve(now, Some(at(103.0))), None);
-        assert!(grid.reserve(now, Some(at(104.3))).is_some());
+        assert_eq!(grid.reserve(now, now, Some(at(103.0))), None);
+        assert!(grid.reserve(now, now, Some(at(104.3))).is_some());
+        // A role that reserves far ahead leaves the nearer slots of the others taken.
+        let far = grid.reserve(now, at(200.0), None).unwrap();
+        assert!((secs(far) - 200.2).abs() < 1e-6);
+        let next = grid.reserve(now, now, None).unwrap();
+        assert!((secs(next) - 106.2).abs() < 1e-6, "{}", secs(next));
         // A slot that starts exactly at `earliest` is taken, not skipped.
         let exact = Grid::new(FleetSlot {
             index: 0,
             count: 1,
             rate: 1.0,
         });
-        assert_eq!(exact.reserve(at(7.0), None), Some(at(7.0)));
+        assert_eq!(exact.reserve(at(7.0), at(7.0), None), Some(at(7.0)));
     }
 
     #[test]
@@ -190,7 +196,8 @@ mod tests {
             rate: 1.0,
         });
         for s in 0..100 {
-            grid.reserve(at(f64::from(s)), None).unwrap();
+            let t = at(f64::from(s));
+            grid.reserve(t, t, None).unwrap();
         }
         assert!(grid.taken.lock().unwrap().len() <= 2);
     }
