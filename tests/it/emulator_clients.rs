@@ -186,57 +186,14 @@ async fn aws_cli_get_caller_identity_with_issued_credentials() {
     emu.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emulate_binary_prints_its_url_takes_faults_and_stops_on_sigterm() {
-    let pki = DevPki::generate(&PkiOptions {
-        key_type: KeyType::P256,
-        ..PkiOptions::default()
-    })
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    pki.write(dir.path()).unwrap();
-    let mut child = common::helper()
-        .args([
-            "emulate",
-            "--port",
-            "0",
-            "--allow-short-sessions",
-            "--trust-anchor",
-        ])
-        .arg(dir.path().join("root-ca.pem"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line: {first}"))
-        .to_owned();
-    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-    let second = lines.next().unwrap().unwrap();
-    assert!(second.contains("AWS_CA_BUNDLE="), "{second}");
-    let ca_file = second.rsplit("AWS_CA_BUNDLE=").next().unwrap().to_owned();
-    let ca_pem = std::fs::read_to_string(&ca_file).unwrap();
+#[test]
+fn emulate_binary_prints_its_url_takes_faults_and_stops_on_sigterm() {
+    let e = Emulate::start(&[]);
+    let ca_pem = std::fs::read_to_string(&e.ca_file).unwrap();
 
     // Drive it with curl: a fault order, then a request that gets the fault.
-    let curl = |args: &[&str]| {
-        let mut cmd = Command::new(common::require_tool("curl"));
-        cmd.args([
-            "-sS",
-            "--cacert",
-            &ca_file,
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .args(args);
-        String::from_utf8(common::run_ok(&mut cmd)).unwrap()
-    };
-    let fault = format!("{url}/_emulator/faults");
-    let answer = curl(&[
+    let fault = format!("{}/_emulator/faults", e.url);
+    let answer = e.curl(&[
         "-X",
         "POST",
         "--data",
@@ -244,29 +201,121 @@ async fn emulate_binary_prints_its_url_takes_faults_and_stops_on_sigterm() {
         &fault,
     ]);
     assert!(answer.ends_with("200"), "{answer}");
-    let sessions = format!("{url}/sessions");
-    let answer = curl(&["-X", "POST", "--data", "{}", &sessions]);
+    let sessions = format!("{}/sessions", e.url);
+    let answer = e.curl(&["-X", "POST", "--data", "{}", &sessions]);
     assert!(answer.ends_with("503"), "{answer}");
     // The next one is verified (and refused: it is not signed).
-    let answer = curl(&["-X", "POST", "--data", "{}", &sessions]);
+    let answer = e.curl(&["-X", "POST", "--data", "{}", &sessions]);
     assert!(
         answer.ends_with("403") && answer.contains("Invalid signature"),
         "{answer}"
     );
-    let log = curl(&[&format!("{url}/_emulator/received")]);
+    let log = e.curl(&[&format!("{}/_emulator/received", e.url)]);
     assert!(
         log.contains("\"status\":503") && log.contains("\"status\":403"),
         "{log}"
     );
     assert!(ca_pem.contains("BEGIN CERTIFICATE"));
-
-    common::run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
-    let status = child.wait().unwrap();
-    assert!(status.success(), "emulate exited with {status}");
+    let ca_file = e.ca_file.clone();
+    e.stop();
     assert!(
         !Path::new(&ca_file).exists(),
         "the CA file is removed on exit"
     );
+}
+
+#[test]
+fn emulate_binary_throttles_above_max_tps_with_retry_after() {
+    let e = Emulate::start(&["--max-tps", "2", "--throttle-retry-after", "3"]);
+    let sessions = format!("{}/sessions", e.url);
+    // Three requests from one curl, on one connection, well within a second: two pass the
+    // quota (and are refused, being unsigned), the third is throttled before any check.
+    let answer = e.curl(&[
+        "-D", "-", "-X", "POST", "--data", "{}", &sessions, &sessions, &sessions,
+    ]);
+    let codes: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.len() == 3 && l.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(codes, ["403", "403", "429"], "{answer}");
+    let throttled = &answer[answer.rfind("HTTP/").unwrap()..];
+    assert!(
+        throttled.to_ascii_lowercase().contains("retry-after: 3")
+            && throttled.contains("ThrottlingException")
+            && throttled.contains("Rate exceeded"),
+        "{throttled}"
+    );
+    e.stop();
+}
+
+/// The `emulate` binary of the tests, on a free port, trusting a fresh dev PKI's root.
+struct Emulate {
+    child: std::process::Child,
+    url: String,
+    /// The CA bundle it prints for its clients.
+    ca_file: String,
+    _pki: tempfile::TempDir,
+}
+
+impl Emulate {
+    fn start(extra: &[&str]) -> Self {
+        let pki = DevPki::generate(&PkiOptions {
+            key_type: KeyType::P256,
+            ..PkiOptions::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        pki.write(dir.path()).unwrap();
+        let mut child = common::helper()
+            .args(["emulate", "--port", "0", "--allow-short-sessions"])
+            .args(extra)
+            .arg("--trust-anchor")
+            .arg(dir.path().join("root-ca.pem"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {first}"))
+            .to_owned();
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        let second = lines.next().unwrap().unwrap();
+        assert!(second.contains("AWS_CA_BUNDLE="), "{second}");
+        let ca_file = second.rsplit("AWS_CA_BUNDLE=").next().unwrap().to_owned();
+        Self {
+            child,
+            url,
+            ca_file,
+            _pki: dir,
+        }
+    }
+
+    /// curl with `args`: what it printed, each answer followed by a line of its status.
+    fn curl(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(common::require_tool("curl"));
+        cmd.args([
+            "-sS",
+            "--cacert",
+            &self.ca_file,
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}\n",
+        ])
+        .args(args);
+        let out = String::from_utf8(common::run_ok(&mut cmd)).unwrap();
+        out.trim_end().to_owned()
+    }
+
+    /// SIGTERM, and a clean exit.
+    fn stop(mut self) {
+        common::run_ok(Command::new("kill").args(["-TERM", &self.child.id().to_string()]));
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "emulate exited with {status}");
+    }
 }
 
 #[tokio::test]
