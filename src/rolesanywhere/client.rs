@@ -90,10 +90,10 @@ impl Client {
             .map_err(|e| self.transport_failure(e, attempt))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
+        let answer = capped_body(response)
             .await
             .map_err(|e| self.transport_failure(e, attempt))?;
+        let bytes = &answer.body;
         tracing::debug!(
             attempt,
             status,
@@ -101,7 +101,14 @@ impl Client {
             "CreateSession answered"
         );
         if (200..300).contains(&status) {
-            return Ok(parse_credentials(status, &bytes, &params.role_arn)?);
+            if answer.cut {
+                return Err(CreateSessionError::InvalidResponse {
+                    status,
+                    problem: too_long(),
+                }
+                .into());
+            }
+            return Ok(parse_credentials(status, bytes, &params.role_arn)?);
         }
         let header = |name: &str| {
             headers
@@ -109,7 +116,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let (error_type, message) = parse_error(header("x-amzn-errortype"), &bytes, status);
+        let (error_type, message) = parse_error(header("x-amzn-errortype"), bytes, status);
         let retry_after = retry::retry_after(header("retry-after").as_deref());
         Err(Failure {
             retry_after,
@@ -158,6 +165,38 @@ impl Client {
             }
         })
     }
+}
+
+/// The most bytes of an answer that are read. CreateSession's and STS's answers are a few
+/// kilobytes; an endpoint (or something posing as one) that sends more is cut off there
+/// rather than allowed to fill the memory of every host that calls it.
+pub const MAX_ANSWER: usize = 256 * 1024;
+
+/// An answer's body, at most [`MAX_ANSWER`] bytes of it.
+pub struct CappedBody {
+    pub body: Vec<u8>,
+    /// Whether there was more (the rest is not read; the connection is dropped).
+    pub cut: bool,
+}
+
+/// Reads the body of `response` up to [`MAX_ANSWER`] bytes. An error answer that was cut
+/// still says what it can from its start; a success that was cut is not a success.
+pub async fn capped_body(mut response: reqwest::Response) -> Result<CappedBody, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok(CappedBody { body, cut: true });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(CappedBody { body, cut: false })
+}
+
+/// What a 2xx answer longer than [`MAX_ANSWER`] is.
+pub fn too_long() -> String {
+    format!("its body is longer than {} KiB", MAX_ANSWER / 1024)
 }
 
 /// The HTTP client for `config`'s endpoint, and that endpoint parsed: TLS with the

@@ -23,6 +23,8 @@ pub mod settings;
 mod tls;
 
 pub use answer::{parse_credentials, parse_error};
-pub use client::{Client, find_tls_error, http_client, root_cause};
+pub use client::{
+    Client, MAX_ANSWER, capped_body, find_tls_error, http_client, root_cause, too_long,
+};
 pub use error::{CaBundleError, ClientError, CreateSessionError};
 pub use settings::{ClientConfig, ProxyEnv, SessionParams};

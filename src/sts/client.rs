@@ -11,7 +11,9 @@ use super::error::AssumeRoleError;
 use super::settings::Hop;
 use super::sign::{SigningInput, form_encode, sign};
 use crate::credentials::Credentials;
-use crate::rolesanywhere::{ClientConfig, ClientError, find_tls_error, http_client, root_cause};
+use crate::rolesanywhere::{
+    ClientConfig, ClientError, capped_body, find_tls_error, http_client, root_cause, too_long,
+};
 
 /// The ceiling of the first wait between attempts; it doubles with each failed attempt.
 const FIRST_WAIT: Duration = Duration::from_millis(200);
@@ -127,15 +129,22 @@ impl StsClient {
             .await
             .map_err(|e| self.transport(&hop.role_arn, e, attempt))?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
+        let answer = capped_body(response)
             .await
             .map_err(|e| self.transport(&hop.role_arn, e, attempt))?;
+        let bytes = &answer.body;
         tracing::debug!(attempt, status, bytes = bytes.len(), "AssumeRole answered");
         if (200..300).contains(&status) {
-            return parse_assumed(status, &bytes, &hop.role_arn);
+            if answer.cut {
+                return Err(AssumeRoleError::InvalidResponse {
+                    role_arn: hop.role_arn.clone(),
+                    status,
+                    problem: too_long(),
+                });
+            }
+            return parse_assumed(status, bytes, &hop.role_arn);
         }
-        let (code, message, request_id) = parse_error(&bytes, status);
+        let (code, message, request_id) = parse_error(bytes, status);
         Err(AssumeRoleError::Service {
             role_arn: hop.role_arn.clone(),
             status,

@@ -16,6 +16,7 @@ mod emulator_pki;
 mod faults;
 mod fleet;
 mod hostile;
+mod hostile_endpoint;
 mod identity_bad_input;
 mod identity_files;
 mod input_limits;
