@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 pw=fuzz-password
 
 rm -rf "$seeds"
-mkdir -p "$seeds"/{certificate,private_key,pkcs12,pkcs11_uri,serve_config,serve_route,serve_http,create_session_response,credentials_file}
+mkdir -p "$seeds"/{certificate,private_key,pkcs12,pkcs11_uri,serve_config,serve_route,serve_http,create_session_response,sts_response,credentials_file}
 
 # --- keys and certificates -----------------------------------------------------------
 "$helper" pki init "$work/rsa" --intermediate >/dev/null
@@ -150,6 +150,13 @@ printf '400 ValidationException\n{"message":"1 validation error detected: Value 
 printf '404 ResourceNotFoundException\n{"code":"ResourceNotFoundException","message":"Trust anchor not found"}' >"$a/404-not-found.txt"
 printf '429 ThrottlingException\n' >"$a/429-empty.txt"
 printf '502\n<html><body><h1>502 Bad Gateway</h1></body></html>\n' >"$a/502-html.txt"
+
+a=$seeds/sts_response
+printf '200\n<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><SourceIdentity>CN=host</SourceIdentity><AssumedRoleUser><AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId><Arn>arn:aws:sts::444455556666:assumed-role/workload/s</Arn></AssumedRoleUser><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>token</SessionToken><Expiration>%s</Expiration></Credentials></AssumeRoleResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></AssumeRoleResponse>' "$exp" >"$a/200-credentials.txt"
+printf '200\n<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId></Credentials></AssumeRoleResult></AssumeRoleResponse>' >"$a/200-incomplete.txt"
+printf '403\n<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: a &amp; b &lt;c&gt; &#x41;<![CDATA[<raw>]]></Message></Error><RequestId>r-2</RequestId></ErrorResponse>' >"$a/403-access-denied.txt"
+printf '400\n<ErrorResponse><Error><Code>ExpiredToken</Code><Message>The security token included in the request is expired</Message></Error></ErrorResponse>' >"$a/400-expired-token.txt"
+printf '503\n<html><body><h1>503 Service Unavailable</h1></body></html>\n' >"$a/503-html.txt"
 
 # --- shared credentials files, rewritten for profile `fuzz` ---------------------------
 f=$seeds/credentials_file

@@ -456,6 +456,38 @@ pub fn create_session_response(data: &[u8]) {
     let _ = error.to_string();
 }
 
+/// STS answers to AssumeRole (a role chain's hops): `STATUS`, a newline, then the body. A
+/// 2xx answer yields credentials or an invalid-response error; any other its code and
+/// message, which must be one line whatever the body held.
+pub fn sts_response(data: &[u8]) {
+    let (first, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(status) = String::from_utf8_lossy(first).trim().parse::<u16>() else {
+        return;
+    };
+    let requested = role_arn("fuzz");
+    if (200..300).contains(&status) {
+        match crate::sts::answer::parse_assumed(status, body, &requested) {
+            Ok(assumed) => {
+                assert!(!assumed.credentials.access_key_id.is_empty());
+                render(assumed.credentials);
+            }
+            Err(e) => {
+                assert!(!e.is_transient());
+                let _ = e.to_string();
+            }
+        }
+        return;
+    }
+    let (code, message, _) = crate::sts::answer::parse_error(body, status);
+    assert!(
+        !code.contains('\n') && !message.contains('\n'),
+        "{message:?}"
+    );
+}
+
 /// Everything the daemon and `credential-process` do with credentials from the service.
 fn render(credentials: Credentials) {
     let now = OffsetDateTime::now_utc();

@@ -74,10 +74,11 @@ pub fn parse_assumed(status: u16, body: &[u8], role_arn: &str) -> Result<Assumed
 pub fn parse_error(body: &[u8], status: u16) -> (String, String, Option<String>) {
     let text = String::from_utf8_lossy(body);
     let leaves = leaf_texts(&text).unwrap_or_default();
+    // Each value on one line, whatever the body held.
     let get = |path: &str| {
         leaves
             .get(path)
-            .map(|v| v.trim().to_owned())
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
             .filter(|v| !v.is_empty())
     };
     let code = get("ErrorResponse/Error/Code").unwrap_or_else(|| format!("HTTP{status}"));
@@ -95,8 +96,6 @@ pub fn parse_error(body: &[u8], status: u16) -> (String, String, Option<String>)
             one_line
         }
     });
-    // One line, whatever the message held.
-    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
     (code, message, get("ErrorResponse/RequestId"))
 }
 
@@ -178,5 +177,13 @@ mod tests {
         assert_eq!(message, "<html> <b>Bad gateway</b> </html>");
         assert!(rid.is_none());
         assert_eq!(parse_error(b"", 503).1, "(no message)");
+        // Every part on one line, whatever the body held.
+        let body = "<ErrorResponse><Error><Code>Access\nDenied</Code><Message>a\r\nb\u{2028}c</Message></Error><RequestId> r\n1 </RequestId></ErrorResponse>";
+        let (code, message, rid) = parse_error(body.as_bytes(), 403);
+        assert_eq!(
+            (code.as_str(), rid.as_deref()),
+            ("Access Denied", Some("r 1"))
+        );
+        assert_eq!(message, "a b c");
     }
 }

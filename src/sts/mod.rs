@@ -11,7 +11,7 @@
 //! the source identity Roles Anywhere sets from the certificate carries along the chain
 //! and cannot be changed, so no hop sends `SourceIdentity`.
 
-mod answer;
+pub(crate) mod answer;
 mod client;
 pub mod error;
 pub mod settings;

@@ -5,9 +5,14 @@
 
 use std::collections::HashMap;
 
+/// The deepest nesting read. STS's answers go four levels deep; a deeper document is not one
+/// of them, and each leaf's path is as long as its depth, so a document of nothing but
+/// nested elements would cost time and memory quadratic in its length.
+const MAX_DEPTH: usize = 16;
+
 /// The text of every leaf element of `xml`, by path, for example
 /// `AssumeRoleResponse/AssumeRoleResult/Credentials/AccessKeyId`. `None` when `xml` is not
-/// well-formed.
+/// well-formed or nests deeper than [`MAX_DEPTH`].
 pub fn leaf_texts(xml: &str) -> Option<HashMap<String, String>> {
     use xmlparser::{ElementEnd, Token};
 
@@ -22,6 +27,9 @@ pub fn leaf_texts(xml: &str) -> Option<HashMap<String, String>> {
                     return None;
                 }
                 root_seen = true;
+                if stack.len() >= MAX_DEPTH {
+                    return None;
+                }
                 stack.push(local.as_str().to_owned());
                 text.clear();
             }
@@ -120,5 +128,16 @@ mod tests {
         ] {
             assert!(leaf_texts(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_quickly() {
+        let at = |depth: usize| format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth));
+        assert!(leaf_texts(&at(MAX_DEPTH)).is_some());
+        assert!(leaf_texts(&at(MAX_DEPTH + 1)).is_none());
+        // An answer of 256 KiB (the most the client reads) of nothing but nesting.
+        let started = std::time::Instant::now();
+        assert!(leaf_texts(&at(256 * 1024 / 7)).is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }
