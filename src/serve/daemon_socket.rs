@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::http::{Connections, LIMITS};
+use super::metrics::{Metrics, SocketOutcome};
 use super::role::ServedRole;
 use super::site::Swappable;
 use crate::config::{DaemonSocketPlan, PeerAllow, UnixEndpoint};
@@ -209,7 +210,7 @@ pub(super) fn reconcile(
     mut opened: Vec<LiveDaemonSocket>,
     plans: &[DaemonSocketPlan],
     roles: RoleAt<'_>,
-    accepting: Option<&Connections>,
+    accepting: Option<(&Connections, &Arc<Metrics>)>,
     problems: &mut Vec<String>,
 ) -> Vec<LiveDaemonSocket> {
     let mut sockets = Vec::with_capacity(plans.len());
@@ -238,8 +239,8 @@ pub(super) fn reconcile(
             },
         };
         live.set_access(plan, roles);
-        if let Some(connections) = accepting {
-            live.accept(connections);
+        if let Some((connections, metrics)) = accepting {
+            live.accept(connections, metrics);
         }
         sockets.push(live);
     }
@@ -277,7 +278,7 @@ impl LiveDaemonSocket {
     }
 
     /// Starts accepting, if not already.
-    pub(super) fn accept(&mut self, connections: &Connections) {
+    pub(super) fn accept(&mut self, connections: &Connections, metrics: &Arc<Metrics>) {
         let Some(access) = self.access.clone() else {
             return;
         };
@@ -286,6 +287,7 @@ impl LiveDaemonSocket {
                 listener,
                 access,
                 connections.clone(),
+                metrics.clone(),
             )));
         }
     }
@@ -316,6 +318,7 @@ async fn accept_loop(
     listener: UnixListener,
     access: Arc<Swappable<Access>>,
     connections: Connections,
+    metrics: Arc<Metrics>,
 ) {
     let mut warned: Option<tokio::time::Instant> = None;
     loop {
@@ -326,8 +329,11 @@ async fn accept_loop(
             Ok((stream, _)) => {
                 let access = access.current();
                 let stopping = connections.stopping.clone();
+                let metrics = metrics.clone();
                 tokio::spawn(async move {
-                    connection(stream, &access, stopping).await;
+                    if let Some(outcome) = connection(stream, &access, stopping).await {
+                        metrics.record_socket(outcome);
+                    }
                     drop(permit);
                 });
             }
@@ -343,10 +349,14 @@ async fn accept_loop(
 }
 
 /// One request: the peer is checked, its line read, the answer written, the connection
-/// closed.
-async fn connection(mut stream: UnixStream, access: &Access, mut stopping: watch::Receiver<bool>) {
+/// closed. How it ended, unless the peer went away or sent nothing in time.
+async fn connection(
+    mut stream: UnixStream,
+    access: &Access,
+    mut stopping: watch::Receiver<bool>,
+) -> Option<SocketOutcome> {
     let Ok(peer) = stream.peer_cred() else {
-        return;
+        return None;
     };
     let (uid, gid) = (peer.uid(), peer.gid());
     let fd = stream.as_raw_fd();
@@ -360,24 +370,29 @@ async fn connection(mut stream: UnixStream, access: &Access, mut stopping: watch
         );
         let refusal = format!("uid {uid} is not allowed to use this socket");
         write_and_close(&mut stream, &daemon_wire::error_line(&refusal)).await;
-        return;
+        return Some(SocketOutcome::Refused);
     }
     let line = tokio::select! {
         line = tokio::time::timeout(LIMITS.header_timeout, read_line(&mut stream)) => line,
-        _ = stopping.wait_for(|stop| *stop) => return,
+        _ = stopping.wait_for(|stop| *stop) => return None,
     };
     let answer = match line {
         Ok(Ok(line)) => match daemon_wire::parse_request(&line) {
             Ok(role) => answer(access, role, uid),
-            Err(problem) => daemon_wire::error_line(problem),
+            Err(problem) => Err(daemon_wire::error_line(problem)),
         },
-        Ok(Err(problem)) => daemon_wire::error_line(&problem),
+        Ok(Err(problem)) => Err(daemon_wire::error_line(&problem)),
         Err(_) => {
             tracing::debug!(uid, "daemon socket: no request within the header timeout");
-            return;
+            return None;
         }
     };
-    write_and_close(&mut stream, &answer).await;
+    let (bytes, outcome) = match &answer {
+        Ok(credentials) => (credentials, SocketOutcome::Credentials),
+        Err(line) => (line, SocketOutcome::Error),
+    };
+    write_and_close(&mut stream, bytes).await;
+    Some(outcome)
 }
 
 /// The request line, without its newline.
@@ -402,32 +417,36 @@ async fn read_line(stream: &mut UnixStream) -> std::result::Result<Vec<u8>, Stri
     }
 }
 
-/// The answer to a request for `role` (`None`: the socket's only role).
-fn answer(access: &Access, role: Option<&str>, uid: u32) -> Vec<u8> {
+/// The answer to a request for `role` (`None`: the socket's only role): the credentials, or
+/// an error line.
+fn answer(access: &Access, role: Option<&str>, uid: u32) -> Result<Vec<u8>, Vec<u8>> {
     let served = match role {
         Some(name) => access.roles.iter().find(|r| r.name == name),
         None if access.roles.len() == 1 => access.roles.first(),
         None => {
-            return daemon_wire::error_line(&format!(
+            return Err(daemon_wire::error_line(&format!(
                 "this socket serves {} roles ({}); ask for one with --role NAME",
                 access.roles.len(),
                 names(access)
-            ));
+            )));
         }
     };
     let Some(served) = served else {
-        return daemon_wire::error_line(&format!(
+        return Err(daemon_wire::error_line(&format!(
             "no role {:?} on this socket (it serves: {})",
             role.unwrap_or_default(),
             names(access)
-        ));
+        )));
     };
     match served.state().documents(SystemTime::now()) {
         Ok(documents) => {
             tracing::debug!(uid, role = %served.name, "daemon socket: credentials handed out");
-            documents.process.to_vec()
+            Ok(documents.process.to_vec())
         }
-        Err(why) => daemon_wire::error_line(&format!("role {}: {why}", served.name)),
+        Err(why) => Err(daemon_wire::error_line(&format!(
+            "role {}: {why}",
+            served.name
+        ))),
     }
 }
 

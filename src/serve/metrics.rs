@@ -39,9 +39,37 @@ impl Route {
 /// Every status the listeners answer with; anything else counts as `other`.
 const STATUSES: [u16; 8] = [200, 400, 401, 403, 404, 405, 503, 0];
 
+/// How a daemon socket request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketOutcome {
+    /// Credentials handed out.
+    Credentials,
+    /// An error line: no such role, no servable credentials, a malformed request.
+    Error,
+    /// A peer off the allow list.
+    Refused,
+}
+
+impl SocketOutcome {
+    const ALL: [SocketOutcome; 3] = [
+        SocketOutcome::Credentials,
+        SocketOutcome::Error,
+        SocketOutcome::Refused,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            SocketOutcome::Credentials => "credentials",
+            SocketOutcome::Error => "error",
+            SocketOutcome::Refused => "refused",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     requests: [[AtomicU64; STATUSES.len()]; Route::ALL.len()],
+    socket_requests: [AtomicU64; SocketOutcome::ALL.len()],
 }
 
 impl Metrics {
@@ -53,7 +81,13 @@ impl Metrics {
         self.requests[route as usize][column].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The request counter family, in Prometheus text format.
+    /// A daemon socket request ended with `outcome`.
+    pub fn record_socket(&self, outcome: SocketOutcome) {
+        self.socket_requests[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The request counter families (HTTP listeners, daemon sockets), in Prometheus text
+    /// format.
     pub fn render_requests(&self, out: &mut String) {
         out.push_str(
             "# HELP rolesanywhere_http_requests_total Requests answered, by route and status.\n",
@@ -75,6 +109,18 @@ impl Metrics {
                     );
                 }
             }
+        }
+        out.push_str(
+            "# HELP rolesanywhere_daemon_socket_requests_total Daemon socket requests, by outcome.\n",
+        );
+        out.push_str("# TYPE rolesanywhere_daemon_socket_requests_total counter\n");
+        for outcome in SocketOutcome::ALL {
+            let count = self.socket_requests[outcome as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "rolesanywhere_daemon_socket_requests_total{{outcome=\"{}\"}} {count}",
+                outcome.label()
+            );
         }
     }
 }
@@ -105,6 +151,15 @@ mod tests {
         ));
         assert!(out.contains("{route=\"ecs_credentials\",status=\"403\"} 1\n"));
         assert!(out.contains("{route=\"other\",status=\"other\"} 1\n"));
+        metrics.record_socket(SocketOutcome::Refused);
+        let mut out = String::new();
+        metrics.render_requests(&mut out);
+        assert!(
+            out.contains("rolesanywhere_daemon_socket_requests_total{outcome=\"refused\"} 1\n")
+        );
+        assert!(
+            out.contains("rolesanywhere_daemon_socket_requests_total{outcome=\"credentials\"} 0\n")
+        );
     }
 
     #[test]

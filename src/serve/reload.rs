@@ -238,7 +238,7 @@ impl Running {
             &|i| by_index[i].map(|r| r.role.clone()),
             self.accepting
                 .load(Ordering::SeqCst)
-                .then_some(&self.connections),
+                .then_some((&self.connections, &self.metrics)),
             &mut problems,
         );
         self.reload_ops(served, &plan, &mut sockets);

@@ -417,7 +417,7 @@ impl Running {
             }
         }
         for socket in &mut served.daemon_sockets {
-            socket.accept(&self.connections);
+            socket.accept(&self.connections, &self.metrics);
         }
         self.accepting.store(true, Ordering::SeqCst);
     }

@@ -17,7 +17,7 @@ use rolesanywhere_helper::pki::KeyType;
 use crate::common::{self, bin, helper, require_tool, run};
 use crate::credential_process::{Setup, credentials, failure, free_port};
 use crate::serve_config::role_toml;
-use crate::serve_daemon::Daemon;
+use crate::serve_daemon::{Daemon, http};
 
 /// A directory for sockets that other users may traverse (the test's temporary directory
 /// is private to root).
@@ -116,6 +116,7 @@ fn a_peer_off_the_allow_list_gets_one_line_and_its_uid_is_logged() {
     let setup = Setup::new(KeyType::P256, false);
     let socket = socket_dir(&setup).join("daemon.sock");
     // Only `nobody` may ask; the socket file's group lets it connect.
+    let ops = format!("127.0.0.1:{}", free_port());
     let daemon = serve(
         &setup,
         &socket,
@@ -124,6 +125,8 @@ fn a_peer_off_the_allow_list_gets_one_line_and_its_uid_is_logged() {
             "nobody",
             "--daemon-socket-group",
             "65534",
+            "--ops-listen",
+            &ops,
         ],
     );
     // The tests run as root, which is not on the list.
@@ -158,6 +161,17 @@ fn a_peer_off_the_allow_list_gets_one_line_and_its_uid_is_logged() {
         .env("AWS_CONFIG_FILE", "/dev/null");
     credentials(&run(&mut as_nobody));
     assert_eq!(setup.emulator.issued_sessions(), 1);
+
+    // /metrics counts both, by outcome.
+    let metrics = http(ops.as_str(), "GET", "/metrics", &[]).body;
+    for outcome in ["refused\"} 1", "credentials\"} 1", "error\"} 0"] {
+        assert!(
+            metrics.contains(&format!(
+                "rolesanywhere_daemon_socket_requests_total{{outcome=\"{outcome}\n"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
 }
 
 #[test]
