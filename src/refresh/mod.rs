@@ -14,10 +14,11 @@
 //! Many hosts share one CreateSession quota, so a refresher is also careful with the service:
 //! credentials answered already expired or about to expire are a failed refresh (with a
 //! longer backoff), never a success to be refreshed again at once; calls pass a floor per
-//! role and a token bucket per account and region (`pacing`); and the wait runs on the
-//! monotonic clock checked against the injected wall clock (`clock`), so that a suspend or
-//! a clock step is noticed within seconds. The loop is in `engine`, the timing in
-//! `schedule`, what readers see in `state`.
+//! role and a token bucket per account and region (`pacing`), and a host with a place in a
+//! fleet calls only at its own slots of a wall-clock grid the fleet shares (`slots`); and
+//! the wait runs on the monotonic clock checked against the injected wall clock (`clock`),
+//! so that a suspend or a clock step is noticed within seconds. The loop is in `engine`,
+//! the timing in `schedule`, what readers see in `state`.
 
 mod clock;
 mod engine;

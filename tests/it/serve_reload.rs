@@ -683,3 +683,22 @@ fn an_invalid_edit_is_refused_with_one_line_and_nothing_changes() {
     });
     drop(holder);
 }
+
+#[test]
+fn a_pacing_edit_says_it_takes_effect_at_the_next_restart() {
+    let shape = Shape::new(None, BEFORE);
+    let bench = Bench::start(&shape);
+    bench.reload_text(&format!(
+        "pacing_rate = 3\nfleet_slot = \"1/2\"\n{}",
+        bench.text(&shape)
+    ));
+    bench.settled();
+    assert_eq!(
+        bench.logged("take effect at the next restart; the running ones stay"),
+        1,
+        "{}",
+        bench.daemon.log()
+    );
+    // The rest of the file applies: the role was reloaded.
+    assert_eq!(bench.logged("role reloaded"), 1);
+}
