@@ -9,12 +9,12 @@
 #
 # Prints, per case, the median wall time and CPU time (user+sys) of the whole process, from
 # posix_spawn to wait4 (no shell or GNU time in between: at these sizes they would be most of
-# the figure), and the median peak RSS from a few further runs under GNU time; then PASS/FAIL
-# for the goals: at most 2 ms wall per socket call, process start included, and at most 0.3x
-# the official helper's CPU per call. Every credential
-# call must print credentials, or the benchmark stops. Also prints how many refreshes the
-# daemon made during the run (the socket calls make no CreateSession: the answers come from
-# its memory). Not a test: the figures go in the README.
+# the figure), and the median peak RSS from a few further runs under GNU time (both by
+# bench/cases.py); then PASS/FAIL for the goals: at most 2 ms wall per socket call, process
+# start included, and at most 0.3x the official helper's CPU per call. Every credential call
+# must print credentials, or the benchmark stops. Also prints how many refreshes the daemon
+# made during the run (the socket calls make no CreateSession: the answers come from its
+# memory). Not a test: the figures go in the README.
 set -euo pipefail
 start_dir=$PWD
 cd "$(dirname "$0")/.."
@@ -42,52 +42,13 @@ refreshes() { grep -c 'credentials refreshed' "$work/serve.err" || true; }
 before=$(refreshes)
 official_case=()
 if [ -n "$official" ]; then
-  official_case=(--next official "$official" credential-process "${flags[@]}")
+  official_case=(--next official credentials "$official" credential-process "${flags[@]}")
 fi
 
-python3 - "$runs" "$work" process-start "$bin" version \
-  --next daemon-socket "$bin" credential-process --daemon-socket "$socket" \
-  --next direct "$bin" credential-process "${flags[@]}" \
-  "${official_case[@]}" >"$work/results" <<'PY'
-import json, os, statistics, subprocess, sys, time
-runs, work, args = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-cases, case = [], []
-for arg in args + ["--next"]:
-    if arg == "--next":
-        cases.append((case[0], case[1:]))
-        case = []
-    else:
-        case.append(arg)
-out_path = work + "/out"
-
-def once(label, cmd):
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    start = time.perf_counter()
-    pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, fd, 1)])
-    _, status, usage = os.wait4(pid, 0)
-    wall = (time.perf_counter() - start) * 1000
-    os.close(fd)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{label} failed")
-    if label != "process-start" and not json.load(open(out_path)).get("AccessKeyId"):
-        sys.exit(f"{label} printed no credentials")
-    return wall, (usage.ru_utime + usage.ru_stime) * 1000
-
-figures = {label: ([], []) for label, _ in cases}
-for _ in range(runs):
-    for label, cmd in cases:
-        wall, cpu = once(label, cmd)
-        figures[label][0].append(wall)
-        figures[label][1].append(cpu)
-for label, cmd in cases:
-    rss = []
-    for _ in range(5):
-        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", work + "/rss", *cmd],
-                       stdout=subprocess.DEVNULL, check=True)
-        rss.append(int(open(work + "/rss").read().split()[-1]))
-    wall, cpu = figures[label]
-    print(f"{label} {statistics.median(cpu):.2f} {statistics.median(wall):.2f} {statistics.median(rss):.0f}")
-PY
+python3 bench/cases.py "$runs" "$work" process-start any "$bin" version \
+  --next daemon-socket credentials "$bin" credential-process --daemon-socket "$socket" \
+  --next direct credentials "$bin" credential-process "${flags[@]}" \
+  "${official_case[@]}" >"$work/results"
 after=$(refreshes)
 
 python3 - "$work/results" "$runs" "$before" "$after" <<'PY'

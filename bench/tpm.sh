@@ -8,9 +8,9 @@
 # Needs swtpm, tpm2-tools and tpm2-openssl (tests/run.sh installs them). swtpm runs on a Unix
 # socket with a fresh state; keys are made with tpm2-openssl under the owner hierarchy, so
 # each signature also makes the storage primary key (CreatePrimary, Load, Sign, two
-# FlushContext), as upstream does. Prints the median CPU time (user+sys of the helper alone:
-# swtpm's work is in another process) and wall time (which includes swtpm's) per case; the
-# cases take turns run by run. Not a test: the figures go in the README.
+# FlushContext), as upstream does. Prints, per case, the median CPU time (user+sys of the
+# helper alone: swtpm's work is in another process), wall time (which includes swtpm's) and
+# peak RSS, timed by bench/cases.py. Not a test: the figures go in the README.
 set -euo pipefail
 start_dir=$PWD
 cd "$(dirname "$0")/.."
@@ -21,6 +21,9 @@ runs=${1:-25}
 for tool in swtpm tpm2_flushcontext; do
   command -v "$tool" >/dev/null || { echo "bench/tpm.sh: $tool is missing; run tests/run.sh"; exit 1; }
 done
+if ! command -v /usr/bin/time >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+fi
 cargo build --release --quiet
 bin=$(pwd)/target/release/rolesanywhere-helper
 work=$(mktemp -d)
@@ -54,48 +57,22 @@ tpm_key tpm-rsa2048 -algorithm RSA -pkeyopt bits:2048
 
 common=(--trust-anchor-arn "$ta" --profile-arn "$pr" --role-arn "$role" --endpoint "$url")
 cases=(
-  file-p256 "$bin" credential-process --certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" "${common[@]}"
-  --next tpm-p256 "$bin" credential-process --certificate "$work/tpm-p256.pem" --private-key "$work/tpm-p256.tss.pem" "${common[@]}"
-  --next tpm-rsa2048 "$bin" credential-process --certificate "$work/tpm-rsa2048.pem" --private-key "$work/tpm-rsa2048.tss.pem" "${common[@]}"
+  file-p256 credentials "$bin" credential-process --certificate "$dir/leaf.pem" --private-key "$dir/leaf.key" "${common[@]}"
+  --next tpm-p256 credentials "$bin" credential-process --certificate "$work/tpm-p256.pem" --private-key "$work/tpm-p256.tss.pem" "${common[@]}"
+  --next tpm-rsa2048 credentials "$bin" credential-process --certificate "$work/tpm-rsa2048.pem" --private-key "$work/tpm-rsa2048.tss.pem" "${common[@]}"
 )
 if [ -n "$official" ]; then
-  cases+=(--next official-tpm-p256 "$official" credential-process --certificate "$work/tpm-p256.pem"
+  cases+=(--next official-tpm-p256 credentials "$official" credential-process --certificate "$work/tpm-p256.pem"
     --private-key "$work/tpm-p256.tss.pem" --no-tpm-key-password "${common[@]}")
 fi
 
-python3 - "$runs" "${cases[@]}" <<'PY'
-import json, os, statistics, subprocess, sys, time
-runs, args = int(sys.argv[1]), sys.argv[2:]
-cases, case = [], []
-for arg in args + ["--next"]:
-    if arg == "--next":
-        cases.append((case[0], case[1:]))
-        case = []
-    else:
-        case.append(arg)
-out_file, err_file = os.environ["work"] + "/out", os.environ["work"] + "/err"
-figures = {label: ([], []) for label, _ in cases}
-for _ in range(runs):
-    for label, cmd in cases:
-        cpu, wall = figures[label]
-        start = time.perf_counter()
-        with open(out_file, "wb") as out, open(err_file, "wb") as err:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err)
-            _, status, usage = os.wait4(proc.pid, 0)
-        wall.append((time.perf_counter() - start) * 1000)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"{label} failed: {open(err_file).read()}")
-        try:
-            key = json.load(open(out_file)).get("AccessKeyId")
-        except (ValueError, AttributeError):
-            key = None
-        if not key:
-            sys.exit(f"{label} printed no credentials: {open(err_file).read()}")
-        cpu.append(usage.ru_utime + usage.ru_stime)
-base = statistics.median(figures["file-p256"][1])
-print("%-20s %8s %8s   %s" % ("case", "cpu ms", "wall ms", "wall to file-p256"))
-for label, (cpu, wall) in figures.items():
-    w = statistics.median(wall)
-    print("%-20s %8.2f %8.2f   %.2fx" % (label, statistics.median(cpu) * 1000, w, w / base))
-print(f"medians of {runs} runs")
+python3 bench/cases.py "$runs" "$work" "${cases[@]}" >"$work/results"
+python3 - "$work/results" "$runs" <<'PY'
+import sys
+rows = {l.split()[0]: list(map(float, l.split()[1:])) for l in open(sys.argv[1]) if l.strip()}
+base = rows["file-p256"][1]
+print("%-20s %8s %8s %8s   %s" % ("case", "cpu ms", "wall ms", "rss MiB", "wall to file-p256"))
+for label, (cpu, wall, rss) in rows.items():
+    print("%-20s %8.2f %8.2f %8.1f   %.2fx" % (label, cpu, wall, rss / 1024, wall / base))
+print(f"medians of {sys.argv[2]} runs")
 PY
