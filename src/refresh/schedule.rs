@@ -10,7 +10,6 @@ use time::OffsetDateTime;
 
 use super::clock::SharedClock;
 use super::pacing::Pacers;
-use super::slots::Grid;
 use super::source::{FetchError, Fetched};
 use crate::backoff::unit_random;
 use crate::credentials::Credentials;
@@ -75,7 +74,7 @@ impl Schedule {
     /// successive slots).
     pub fn first_fetches_within(&self, roles: usize) -> Duration {
         match self.pacers.fleet() {
-            Some(fleet) => Duration::try_from(Grid::new(fleet).period())
+            Some(fleet) => Duration::try_from(fleet.period())
                 .unwrap_or_default()
                 .saturating_mul(u32::try_from(roles).unwrap_or(u32::MAX)),
             None => self.start_window,

@@ -30,9 +30,14 @@ impl FleetSlot {
     /// The fleet rate by default: 95 % of the service's quota of 10 calls per second, for a
     /// fleet that is the only CreateSession caller of its account and region.
     pub const DEFAULT_RATE: f64 = 9.5;
-}
 
-const NANOS: i128 = 1_000_000_000;
+    /// How long one cycle lasts (`count / rate`, at least a nanosecond): the longest a role
+    /// may wait for its host's next slot.
+    pub fn period(&self) -> time::Duration {
+        let seconds = f64::from(self.count.max(1)) / self.rate.max(1e-6);
+        time::Duration::seconds_f64(seconds).max(time::Duration::NANOSECOND)
+    }
+}
 
 /// The slots of one host for one account and region, and which of them its roles have
 /// taken.
@@ -47,10 +52,8 @@ pub struct Grid {
 
 impl Grid {
     pub fn new(slot: FleetSlot) -> Self {
-        let rate = slot.rate.max(1e-6);
         let count = slot.count.max(1);
-        let period = ((f64::from(count) / rate) * NANOS as f64).round() as i128;
-        let period = period.max(1);
+        let period = slot.period().whole_nanoseconds();
         Self {
             period,
             offset: period * i128::from(slot.index.min(count - 1)) / i128::from(count),
